@@ -1,0 +1,96 @@
+"""Settings from the environment and `.env` (pydantic-settings).
+
+Every setting has an upper-case environment name equal to the field name.  Bad or
+missing values stop start-up with one line naming the setting (see `load_settings`).
+Secrets are `SecretStr`, so they never show up in logs or reprs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- storage -----------------------------------------------------------------------
+    database_url: str = Field(
+        default="sqlite:///./data/lapor.db",
+        description="SQLAlchemy URL. SQLite (default) or postgresql://user@host/db",
+    )
+    media_dir: Path = Field(default=Path("./data/media"), description="Where photos are stored")
+    max_photo_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+
+    # --- city and language ---------------------------------------------------------------
+    city: str = Field(default="palu", description="City profile name (cities/<name>.toml)")
+    cities_dir: Path | None = Field(default=None, description="Folder with city profiles")
+    default_locale: str = Field(default="id", pattern="^(id|en)$")
+
+    # --- Telegram ------------------------------------------------------------------------
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base: str = "https://api.telegram.org"
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_webhook_path: str = "/telegram"
+    telegram_poll_timeout: int = Field(default=25, ge=0, le=50)
+    telegram_rate_global: float = Field(default=30.0, ge=0, description="msg/s; 0 = unlimited")
+    telegram_rate_per_chat: float = Field(default=1.0, ge=0, description="msg/s; 0 = unlimited")
+
+    # --- the bot's own HTTP server -------------------------------------------------------
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+
+    # --- workers -------------------------------------------------------------------------
+    scheduler_enabled: bool = True
+    sender_concurrency: int = Field(default=16, ge=1, le=512)
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("telegram_api_base")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        raw = v.get_secret_value()
+        head, _, tail = raw.partition(":")
+        if not head.isdigit() or len(tail) < 10:
+            raise ValueError("does not look like a BotFather token (<digits>:<secret>)")
+        return v
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_bot_token is not None
+
+    @property
+    def telegram_webhook_enabled(self) -> bool:
+        return bool(self.telegram_webhook_url)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings; turn pydantic's error into one clear line naming the setting."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err.get("loc") else "?"
+        raise SettingsError(f"setting {name}: {err['msg']}") from None
+    if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
+        raise SettingsError(
+            "setting TELEGRAM_WEBHOOK_SECRET: required when TELEGRAM_WEBHOOK_URL is set"
+        )
+    return settings
