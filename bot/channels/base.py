@@ -1,0 +1,87 @@
+"""What every channel adapter provides.
+
+Inbound: the adapter receives platform updates (long polling or webhook), stores each raw
+update in the inbox with a dedupe key (`InboxSink.accept`) *before* acknowledging it, and
+later turns a stored payload into a channel-neutral `Inbound` (`Channel.to_inbound`, which may
+fetch media).  Outbound: the outbox sender calls `Transport.send` for one message at a time,
+within the pace given by `Transport.limits`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from aiohttp import web
+
+from handlers.events import Inbound, Reply
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    global_per_s: float  # 0 = unlimited
+    per_chat_per_s: float  # 0 = unlimited
+
+
+@dataclass
+class SendResult:
+    """Outcome of one send.
+
+    - sent: delivered to the platform; `message_id` recorded.
+    - retry: transient (5xx, timeout, 429). `retry_after` seconds if the platform said so;
+      `pause_channel` when the whole channel must wait (Telegram 429, WhatsApp 130429).
+    - blocked: the person blocked the bot / number gone: identity marked inactive, not retried.
+    - failed: permanent error (bad request); not retried.
+    """
+
+    status: Literal["sent", "retry", "blocked", "failed"]
+    message_id: str | None = None
+    retry_after: float | None = None
+    pause_channel: bool = False
+    error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One outbox row as the transport sees it."""
+
+    outbox_id: int
+    channel: str
+    address: str
+    reply: Reply
+    kind: str  # "reply" | "status" | "warning" | "announcement" | ...
+    identity_id: int | None
+    meta: dict[str, Any]
+
+
+class Transport(Protocol):
+    channel: str
+    limits: RateLimits
+
+    async def send(self, msg: OutboundMessage) -> SendResult: ...
+
+
+class InboxSink(Protocol):
+    async def accept(self, channel: str, key: str, payload: dict[str, Any]) -> bool:
+        """Durably store a raw update; False if that key was seen before (a replay)."""
+        ...
+
+
+class Channel(Protocol):
+    name: str
+    transport: Transport
+
+    async def start(self, inbox: InboxSink) -> None:
+        """Begin receiving (start polling, set webhook); must return promptly."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    def register_routes(self, app: web.Application) -> None:
+        """Add webhook routes to the bot's HTTP server (may do nothing)."""
+        ...
+
+    async def to_inbound(self, payload: dict[str, Any]) -> list[Inbound]:
+        """Turn one stored raw update into zero or more neutral events (fetches media)."""
+        ...
