@@ -45,6 +45,30 @@ class Settings(BaseSettings):
     telegram_rate_global: float = Field(default=30.0, ge=0, description="msg/s; 0 = unlimited")
     telegram_rate_per_chat: float = Field(default=1.0, ge=0, description="msg/s; 0 = unlimited")
 
+    # --- WhatsApp Cloud API ------------------------------------------------------------
+    whatsapp_token: SecretStr | None = None
+    whatsapp_phone_id: str | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_api_base: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = Field(default="v21.0", pattern=r"^v\d+\.\d+$")
+    whatsapp_webhook_path: str = "/whatsapp"
+    whatsapp_rate: float = Field(default=80.0, ge=0, description="msg/s per phone number")
+    whatsapp_template_status: str = "status_laporan"
+    whatsapp_template_warning: str = "peringatan_dini"
+    whatsapp_template_lang: str = "id"
+
+    # --- geocoding (Nominatim-compatible) -----------------------------------------------
+    geocoder_url: str | None = None
+    geocoder_user_agent: str = "lapor-warga/0.1 (+https://github.com/lapor-warga)"
+
+    # --- warnings: sensors, BMKG, CAP ----------------------------------------------------
+    mqtt_url: str | None = None  # mqtt://127.0.0.1:1883
+    bmkg_autogempa_url: str | None = None
+    bmkg_nowcast_rss_url: str | None = None
+    bmkg_poll_seconds: float = Field(default=60.0, ge=1.0)
+    public_base_url: str | None = None  # how others reach our HTTP server (CAP/Atom links)
+
     # --- the bot's own HTTP server -------------------------------------------------------
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
