@@ -1,0 +1,1 @@
+"""Channel-neutral handlers (no SQL, no platform imports)."""

@@ -9,6 +9,7 @@ within the pace given by `Transport.limits`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -63,8 +64,20 @@ class Transport(Protocol):
 
 
 class InboxSink(Protocol):
-    async def accept(self, channel: str, key: str, payload: dict[str, Any]) -> bool:
-        """Durably store a raw update; False if that key was seen before (a replay)."""
+    async def accept(
+        self, channel: str, key: str, payload: dict[str, Any], sender_key: str | None = None
+    ) -> bool:
+        """Durably store a raw update; False if that key was seen before (a replay).
+
+        `sender_key` (the person's id on the channel) keeps one person's updates in order
+        while different people are handled in parallel.
+        """
+        ...
+
+    async def accept_many(
+        self, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
+    ) -> int:
+        """Store a batch of (key, payload, sender_key) in one transaction; count of new ones."""
         ...
 
 

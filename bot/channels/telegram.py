@@ -1,0 +1,395 @@
+"""Telegram adapter (aiogram 3): long polling or webhook in, Bot API calls out.
+
+In: every update is stored in the inbox (one transaction per getUpdates batch) *before* the
+next getUpdates call confirms it (offset), or before the webhook answers 200.  Out: `Reply`
+→ sendMessage / sendPhoto with an inline keyboard, or a reply keyboard with
+`request_location`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from typing import Any, Literal
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.methods import GetUpdates
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeDefault,
+    BufferedInputFile,
+    FSInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from aiohttp import web
+
+from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
+from bot.config import Settings
+from bot.media import MediaError, MediaStore
+from handlers.events import MAX_TEXT, Choice, Inbound, Reply
+
+log = logging.getLogger(__name__)
+
+CALLBACK_MAX_BYTES = 64
+MAX_BODY = 1_000_000
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+def command_menu(gettext: Any) -> list[tuple[str, str]]:
+    """The commands shown in Telegram's menu, described in one language."""
+    _ = gettext
+    return [
+        ("lapor", _("Report a problem")),
+        ("laporanku", _("My reports and their status")),
+        ("status", _("Check one report: /status CODE")),
+        ("batal", _("Cancel what you are doing")),
+        ("bahasa", _("Change language")),
+        ("bantuan", _("Help")),
+    ]
+
+
+def keyboard_for(reply: Reply) -> Any:
+    """Inline keyboard for choices; reply keyboard for a location request."""
+    if reply.ask_location:
+        return ReplyKeyboardMarkup(
+            keyboard=[[KeyboardButton(text=reply.location_label or "📍", request_location=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+    if reply.choices:
+        return InlineKeyboardMarkup(inline_keyboard=_rows(reply.choices))
+    if reply.remove_keyboard:
+        return ReplyKeyboardRemove()
+    return None
+
+
+def _rows(choices: tuple[Choice, ...]) -> list[list[InlineKeyboardButton]]:
+    buttons = [
+        InlineKeyboardButton(text=c.label[:64], callback_data=_callback(c.id)) for c in choices
+    ]
+    two_up = len(choices) > 3 and all(len(c.label) <= 22 for c in choices)
+    width = 2 if two_up else 1
+    return [buttons[i : i + width] for i in range(0, len(buttons), width)]
+
+
+def _callback(data: str) -> str:
+    raw = data.encode("utf-8")
+    if len(raw) <= CALLBACK_MAX_BYTES:
+        return data
+    return raw[:CALLBACK_MAX_BYTES].decode("utf-8", errors="ignore")
+
+
+class TelegramTransport:
+    channel = "telegram"
+
+    def __init__(self, bot: Bot, media: MediaStore, limits: RateLimits) -> None:
+        self.bot = bot
+        self.media = media
+        self.limits = limits
+
+    async def send(self, msg: OutboundMessage) -> SendResult:
+        reply = msg.reply
+        markup = keyboard_for(reply)
+        try:
+            if reply.photo is not None:
+                photo: Any
+                if reply.photo.channel_file_id:
+                    photo = reply.photo.channel_file_id
+                else:
+                    photo = FSInputFile(self.media.path_of(reply.photo))
+                sent = await self.bot.send_photo(
+                    chat_id=msg.address,
+                    photo=photo,
+                    caption=reply.text[:1024] or None,
+                    reply_markup=markup,
+                )
+            else:
+                sent = await self.bot.send_message(
+                    chat_id=msg.address, text=reply.text[:4096], reply_markup=markup
+                )
+        except TelegramRetryAfter as exc:
+            return SendResult(
+                status="retry",
+                retry_after=float(exc.retry_after),
+                pause_channel=True,
+                error="429 " + exc.message,
+            )
+        except TelegramForbiddenError as exc:
+            return SendResult(status="blocked", error="403 " + exc.message)
+        except TelegramNotFound as exc:  # chat gone
+            return SendResult(status="blocked", error="404 " + exc.message)
+        except TelegramBadRequest as exc:
+            if "chat not found" in exc.message.lower():
+                return SendResult(status="blocked", error="400 " + exc.message)
+            return SendResult(status="failed", error="400 " + exc.message)
+        except (TelegramServerError, TelegramNetworkError, TimeoutError) as exc:
+            return SendResult(status="retry", error=f"{type(exc).__name__}: {exc}"[:300])
+        return SendResult(status="sent", message_id=str(sent.message_id))
+
+
+class TelegramChannel:
+    name = "telegram"
+
+    def __init__(
+        self, settings: Settings, media: MediaStore, i18n: Any, known_commands: set[str]
+    ) -> None:
+        assert settings.telegram_bot_token is not None
+        self.settings = settings
+        self.media = media
+        self.i18n = i18n
+        self.known_commands = known_commands
+        self.bot = Bot(
+            token=settings.telegram_bot_token.get_secret_value(),
+            session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base)),
+        )
+        self.transport = TelegramTransport(
+            self.bot,
+            media,
+            RateLimits(settings.telegram_rate_global, settings.telegram_rate_per_chat),
+        )
+        self.username: str | None = None
+        self._inbox: InboxSink | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def start(self, inbox: InboxSink) -> None:
+        self._inbox = inbox
+        me = await self.bot.get_me()
+        self.username = (me.username or "").lower()
+        log.info("telegram: connected as @%s", me.username)
+        await self._set_commands()
+        if self.settings.telegram_webhook_enabled:
+            assert self.settings.telegram_webhook_secret is not None
+            await self.bot.set_webhook(
+                url=str(self.settings.telegram_webhook_url),
+                secret_token=self.settings.telegram_webhook_secret.get_secret_value(),
+                allowed_updates=ALLOWED_UPDATES,
+            )
+            log.info("telegram: webhook mode")
+        else:
+            await self.bot.delete_webhook(drop_pending_updates=False)
+            self._poller = asyncio.create_task(self._poll())
+            log.info("telegram: long polling")
+
+    async def _set_commands(self) -> None:
+        for lang in ("id", "en"):
+            cmds = [
+                BotCommand(command=c, description=d)
+                for c, d in command_menu(lambda m, lang=lang: self.i18n.gettext(lang, m))
+            ]
+            kwargs: dict[str, Any] = {"scope": BotCommandScopeDefault()}
+            if lang != self.i18n.default:
+                kwargs["language_code"] = lang
+            try:
+                await self.bot.set_my_commands(cmds, **kwargs)
+            except Exception:  # the menu is a nicety; never block start-up on it
+                log.warning("telegram: setMyCommands(%s) failed", lang, exc_info=True)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._poller
+        await self.bot.session.close()
+
+    # --- receiving ----------------------------------------------------------------------------
+    async def _poll(self) -> None:
+        offset: int | None = None
+        failures = 0
+        timeout = self.settings.telegram_poll_timeout
+        while not self._stop.is_set():
+            try:
+                updates = await self.bot(
+                    GetUpdates(offset=offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES),
+                    request_timeout=timeout + 10,
+                )
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except TelegramUnauthorizedError:
+                log.error("telegram: the bot token was rejected (401); polling stopped")
+                return
+            except TelegramConflictError:
+                log.error("telegram: another process or a webhook is receiving updates (409)")
+                await asyncio.sleep(5)
+                continue
+            except Exception as exc:
+                failures += 1
+                wait = min(30.0, 0.5 * 2**failures)
+                log.warning("telegram: getUpdates failed (%s); retry in %.1fs", exc, wait)
+                await asyncio.sleep(wait)
+                continue
+            if not updates:
+                continue
+            items = [(str(u.update_id), _dump(u), _sender_key(u)) for u in updates]
+            assert self._inbox is not None
+            # Durable before acknowledged: the next getUpdates with this offset confirms them.
+            await self._inbox.accept_many(self.name, items)
+            offset = max(u.update_id for u in updates) + 1
+
+    def register_routes(self, app: web.Application) -> None:
+        if self.settings.telegram_webhook_enabled:
+            app.router.add_post(self.settings.telegram_webhook_path, self._webhook)
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        secret = self.settings.telegram_webhook_secret
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if secret is None or not hmac.compare_digest(
+            given.encode(), secret.get_secret_value().encode()
+        ):
+            return web.Response(status=401, text="unauthorized")
+        if request.content_length and request.content_length > MAX_BODY:
+            return web.Response(status=413, text="too large")
+        try:
+            body = await request.content.read(MAX_BODY + 1)
+            if len(body) > MAX_BODY:
+                return web.Response(status=413, text="too large")
+            data = json.loads(body)
+            update = Update.model_validate(data)
+        except Exception:
+            return web.Response(status=400, text="bad update")
+        assert self._inbox is not None
+        await self._inbox.accept(self.name, str(update.update_id), data, _sender_key(update))  # type: ignore[call-arg]
+        return web.Response(text="ok")
+
+    # --- mapping in ---------------------------------------------------------------------------
+    async def to_inbound(self, payload: dict[str, Any]) -> list[Inbound]:
+        update = Update.model_validate(payload)
+        if update.callback_query is not None:
+            return await self._from_callback(update)
+        msg = update.message
+        if msg is None or msg.from_user is None or msg.from_user.is_bot:
+            return []
+        user = msg.from_user
+        chat_type = "private" if msg.chat.type == "private" else "group"
+        base: dict[str, Any] = {
+            "channel": self.name,
+            "external_id": str(user.id),
+            "chat_id": str(msg.chat.id),
+            "chat_type": chat_type,
+            "display_name": " ".join(p for p in (user.first_name, user.last_name) if p)[:128],
+            "language_hint": user.language_code,
+        }
+        if msg.location is not None:
+            return [
+                Inbound(
+                    kind="location", lat=msg.location.latitude, lon=msg.location.longitude, **base
+                )
+            ]
+        if msg.photo:
+            return [await self._photo_inbound(msg.photo, msg.caption, base)]
+        if msg.document is not None and (msg.document.mime_type or "").startswith("image/"):
+            return [await self._document_inbound(msg.document, base)]
+        if msg.text is not None:
+            text = msg.text[:MAX_TEXT]
+            if text.startswith("/"):
+                head, _, args = text[1:].partition(" ")
+                name, _, target = head.partition("@")
+                if target and self.username and target.lower() != self.username:
+                    return []  # a command for another bot in a group
+                return [
+                    Inbound(
+                        kind="command",
+                        command=name.lower()[:32],
+                        args=args.strip(),
+                        text=text,
+                        **base,
+                    )
+                ]
+            return [Inbound(kind="text", text=text, **base)]
+        if chat_type == "private":
+            # Stickers, voice notes, ...: the core answers with the step's hint.
+            return [Inbound(kind="text", text="", **base)]
+        return []
+
+    async def _from_callback(self, update: Update) -> list[Inbound]:
+        cq = update.callback_query
+        assert cq is not None
+        with contextlib.suppress(Exception):  # always stop the button's spinner
+            await self.bot.answer_callback_query(cq.id)
+        msg = cq.message
+        chat_id = str(msg.chat.id) if msg is not None else str(cq.from_user.id)
+        chat_type: Literal["private", "group"] = (
+            "private" if msg is None or msg.chat.type == "private" else "group"
+        )
+        return [
+            Inbound(
+                channel=self.name,
+                external_id=str(cq.from_user.id),
+                chat_id=chat_id,
+                chat_type=chat_type,
+                kind="choice",
+                choice=(cq.data or "")[:CALLBACK_MAX_BYTES],
+                display_name=cq.from_user.first_name,
+                language_hint=cq.from_user.language_code,
+            )
+        ]
+
+    async def _photo_inbound(
+        self, sizes: list[Any], caption: str | None, base: dict[str, Any]
+    ) -> Inbound:
+        limit = self.media.max_bytes
+        fitting = [p for p in sizes if (p.file_size or 0) <= limit]
+        if not fitting:
+            return Inbound(kind="photo", photo_error="too_large", text=caption, **base)
+        best = max(fitting, key=lambda p: (p.width * p.height, p.file_size or 0))
+        return await self._fetch(best.file_id, caption, base)
+
+    async def _document_inbound(self, doc: Any, base: dict[str, Any]) -> Inbound:
+        if (doc.file_size or 0) > self.media.max_bytes:
+            return Inbound(kind="photo", photo_error="too_large", **base)
+        return await self._fetch(doc.file_id, None, base)
+
+    async def _fetch(self, file_id: str, caption: str | None, base: dict[str, Any]) -> Inbound:
+        try:
+            file = await self.bot.get_file(file_id)
+            if (file.file_size or 0) > self.media.max_bytes:
+                raise MediaError("too_large")
+            assert file.file_path is not None
+            buf = await self.bot.download_file(file.file_path, timeout=60)
+            assert buf is not None
+            data = buf.read(self.media.max_bytes + 1)
+            ref = await asyncio.to_thread(self.media.store_image, data, file_id)
+        except MediaError as exc:
+            return Inbound(kind="photo", photo_error=exc.code, text=caption, **base)
+        except Exception:
+            log.warning("telegram: photo download failed", exc_info=True)
+            return Inbound(kind="photo", photo_error="download_failed", text=caption, **base)
+        return Inbound(kind="photo", photo=ref, text=caption, **base)
+
+
+def _dump(update: Update) -> dict[str, Any]:
+    return update.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+
+
+def _sender_key(update: Update) -> str | None:
+    if update.message is not None and update.message.from_user is not None:
+        return str(update.message.from_user.id)
+    if update.callback_query is not None:
+        return str(update.callback_query.from_user.id)
+    return None
+
+
+__all__ = ["BufferedInputFile", "TelegramChannel", "TelegramTransport", "keyboard_for"]

@@ -1,0 +1,201 @@
+"""Inbox: raw updates are stored before they are acknowledged, then handled in order.
+
+Guarantees (see docs/ARCHITECTURE.md):
+- nothing lost: an update is acknowledged to the platform only after `accept` committed it;
+- nothing twice: (channel, dedupe_key) is unique, and an item is marked processed in the same
+  transaction as everything its handling wrote (report, state, outbox rows);
+- in order: items are handled oldest first; items of one sender never run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bot.channels.base import Channel
+from handlers.events import Inbound, Outgoing
+from storage.db import Database
+from storage.repo import Repo
+
+log = logging.getLogger(__name__)
+
+Process = Callable[[Repo, Inbound], list[Outgoing]]
+Apology = Callable[[Repo, Inbound], list[Outgoing]]
+
+
+def write_outgoing(repo: Repo, outs: Sequence[Outgoing]) -> int:
+    """Put replies into the outbox (caller's transaction); skips inactive identities."""
+    n = 0
+    for o in outs:
+        if o.identity_id is not None:
+            ident = repo.identity_by_id(o.identity_id)
+            if ident is not None and not ident.active:
+                continue
+        repo.enqueue(
+            channel=o.channel,
+            address=o.address,
+            payload=o.reply.to_payload(),
+            identity_id=o.identity_id,
+            kind=o.kind,
+            priority=o.priority,
+            meta=o.meta,
+            report_id=o.meta.get("report_id") if o.meta else None,
+        )
+        n += 1
+    return n
+
+
+class Inbox:
+    """The durable sink adapters write to (implements `InboxSink`)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.wake = asyncio.Event()
+
+    def _accept(self, channel: str, key: str, payload: dict[str, Any], sender: str | None) -> bool:
+        with self.db.session() as s:
+            return Repo(s).inbox_accept(channel, key, payload, sender)
+
+    async def accept(
+        self, channel: str, key: str, payload: dict[str, Any], sender_key: str | None = None
+    ) -> bool:
+        new = await asyncio.to_thread(self._accept, channel, key, payload, sender_key)
+        if new:
+            self.wake.set()
+        return new
+
+    def _accept_many(
+        self, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
+    ) -> int:
+        with self.db.session() as s:
+            return Repo(s).inbox_accept_many(channel, items)
+
+    async def accept_many(
+        self, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
+    ) -> int:
+        """One transaction for a batch (long polling delivers up to 100 at once)."""
+        new = await asyncio.to_thread(self._accept_many, channel, items)
+        if new:
+            self.wake.set()
+        return new
+
+
+class InboxWorker:
+    """Takes stored updates oldest first and runs each through the core.
+
+    Different senders are handled concurrently (up to `parallel`); one sender's updates
+    strictly one after another, in the order they arrived.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        inbox: Inbox,
+        channels: dict[str, Channel],
+        process: Process,
+        apology: Apology,
+        on_outbox: Callable[[], None],
+        *,
+        parallel: int = 4,
+        max_attempts: int = 3,
+    ) -> None:
+        self.db = db
+        self.inbox = inbox
+        self.channels = channels
+        self.process = process
+        self.apology = apology
+        self.on_outbox = on_outbox
+        self.parallel = parallel
+        self.max_attempts = max_attempts
+        self.handled = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.inbox.wake.clear()
+            items = await asyncio.to_thread(self._pending)
+            if not items:
+                waiter = asyncio.ensure_future(self.inbox.wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=1.0, return_when="FIRST_COMPLETED")
+                waiter.cancel()
+                stopper.cancel()
+                continue
+            await self._run_batch(items)
+
+    def _pending(self) -> list[tuple[int, str, dict[str, Any], str | None]]:
+        with self.db.session() as s:
+            return [
+                (i.id, i.channel, i.payload, i.sender_key)
+                for i in Repo(s).inbox_pending(limit=200)
+                if i.id is not None
+            ]
+
+    async def _run_batch(self, items: list[tuple[int, str, dict[str, Any], str | None]]) -> None:
+        lanes: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
+        for item_id, channel, payload, sender in items:
+            lane = f"{channel}:{sender}" if sender else f"item:{item_id}"
+            lanes.setdefault(lane, []).append((item_id, channel, payload))
+        sem = asyncio.Semaphore(self.parallel)
+
+        async def run_lane(lane_items: list[tuple[int, str, dict[str, Any]]]) -> None:
+            async with sem:
+                for item_id, channel, payload in lane_items:
+                    if not await self.handle_item(item_id, channel, payload):
+                        break  # keep this sender's order: retry from here next round
+
+        await asyncio.gather(*(run_lane(v) for v in lanes.values()))
+
+    async def handle_item(self, item_id: int, channel: str, payload: dict[str, Any]) -> bool:
+        """Handle one stored update; False if it failed and stays pending."""
+        adapter = self.channels.get(channel)
+        if adapter is None:
+            await asyncio.to_thread(self._finish_without_channel, item_id, channel)
+            return True
+        try:
+            events = await adapter.to_inbound(payload)
+        except Exception as exc:  # an adapter bug must not stop the worker
+            log.exception("could not read inbox item %s", item_id)
+            return await asyncio.to_thread(
+                self._record_failure, item_id, f"to_inbound: {exc!r}", []
+            )
+        try:
+            wrote = await asyncio.to_thread(self._commit, item_id, events)
+        except Exception as exc:
+            log.exception("handling inbox item %s failed", item_id)
+            done = await asyncio.to_thread(self._record_failure, item_id, repr(exc), events)
+            self.on_outbox()
+            return done
+        self.handled += 1
+        if wrote:
+            self.on_outbox()
+        return True
+
+    def _commit(self, item_id: int, events: list[Inbound]) -> int:
+        with self.db.session() as s:
+            repo = Repo(s)
+            item = repo.inbox_item(item_id)
+            if item is None or item.processed_at is not None:
+                return 0
+            wrote = 0
+            for ev in events:
+                wrote += write_outgoing(repo, self.process(repo, ev))
+            repo.inbox_mark_processed(item_id)
+            return wrote
+
+    def _record_failure(self, item_id: int, error: str, events: list[Inbound]) -> bool:
+        """Count a failed attempt; after the last one give up and apologise (True)."""
+        with self.db.session() as s:
+            repo = Repo(s)
+            attempts = repo.inbox_record_failure(item_id, error)
+            if attempts < self.max_attempts:
+                return False
+            repo.inbox_mark_processed(item_id, error=error)
+            for ev in events:
+                write_outgoing(repo, self.apology(repo, ev))
+            return True
+
+    def _finish_without_channel(self, item_id: int, channel: str) -> None:
+        with self.db.session() as s:
+            Repo(s).inbox_mark_processed(item_id, error=f"channel {channel} not configured")

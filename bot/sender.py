@@ -1,0 +1,253 @@
+"""The outbox sender: drains `outbox` within each channel's rate limits.
+
+- Order: priority first (warnings 10 < replies 50 < announcements 90), then age.  One chat
+  never has two messages in flight, so one person's messages arrive in order.
+- Pace: per channel a global interval (1 / rate) and a per-chat interval; a 429 pauses the
+  whole channel for `retry_after`; 5xx and timeouts back off exponentially; "blocked"
+  deactivates the identity and cancels what was queued for it.
+- At most once, as far as a crash allows: rows are marked `sending` (committed) before the
+  request and `sent` with the platform message id right after.  After a crash, rows still
+  `sending` are the few that were in flight; they are sent again (a duplicate is better than
+  a missed flood warning).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from bot.channels.base import OutboundMessage, RateLimits, SendResult, Transport
+from handlers.events import Reply
+from storage.db import Database, utcnow
+from storage.models import OutboxItem
+from storage.repo import Repo
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+SAFETY = 0.97  # stay a little under the platform's ceiling so bursts never trip a 429
+
+
+class Pacer:
+    """Global and per-chat spacing for one channel (monotonic clock)."""
+
+    def __init__(self, limits: RateLimits, safety: float = SAFETY) -> None:
+        self.global_gap = 1.0 / (limits.global_per_s * safety) if limits.global_per_s else 0.0
+        self.chat_gap = 1.0 / (limits.per_chat_per_s * safety) if limits.per_chat_per_s else 0.0
+        self.next_global = 0.0
+        self.next_chat: dict[str, float] = {}
+        self.paused_until = 0.0
+
+    def wait_for(self, address: str, now: float) -> float:
+        """Seconds until a message to `address` may go (0 = now)."""
+        t = max(self.paused_until, self.next_global, self.next_chat.get(address, 0.0))
+        return max(0.0, t - now)
+
+    def take(self, address: str, now: float) -> None:
+        self.next_global = max(self.next_global, now) + self.global_gap
+        if self.chat_gap:
+            self.next_chat[address] = now + self.chat_gap
+            if len(self.next_chat) > 50_000:  # forget chats whose gap has long passed
+                self.next_chat = {a: t for a, t in self.next_chat.items() if t > now}
+
+    def pause(self, seconds: float, now: float) -> None:
+        self.paused_until = max(self.paused_until, now + seconds)
+
+
+@dataclass
+class SenderStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    blocked: int = 0
+    rate_limited: int = 0
+    by_channel: dict[str, int] = field(default_factory=dict)
+
+
+def backoff(attempts: int) -> float:
+    return min(300.0, 2.0 ** max(0, attempts - 1))
+
+
+class Sender:
+    def __init__(
+        self, db: Database, transports: dict[str, Transport], *, concurrency: int = 16
+    ) -> None:
+        self.db = db
+        self.transports = transports
+        self.pacers = {name: Pacer(t.limits) for name, t in transports.items()}
+        self.concurrency = concurrency
+        self.stats = SenderStats()
+        self._wake = asyncio.Event()  # something changed: sleep no longer
+        self._dirty = True  # new rows committed: reload the due list from the database
+        self._inflight_addr: set[tuple[str, str]] = set()
+        self._inflight = 0
+        self._slots = asyncio.Semaphore(concurrency)
+        self._results: list[tuple[OutboxItem, SendResult]] = []
+        self._results_ready = asyncio.Event()
+        self._cache: list[OutboxItem] = []
+        self._cache_at = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """New rows were committed (called from the event loop)."""
+        self._dirty = True
+        self._wake.set()
+
+    # --- main loop ------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        recovered = await asyncio.to_thread(self._recover)
+        if recovered:
+            log.warning("outbox: %d messages were in flight at the last stop; resending", recovered)
+        flusher = asyncio.create_task(self._flush_loop(stop))
+        try:
+            while not stop.is_set():
+                delay = await self._tick()
+                if delay > 0:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        finally:
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=10)
+            stop.set()
+            await flusher
+            await self._flush()
+
+    def _recover(self) -> int:
+        with self.db.session() as s:
+            return Repo(s).outbox_recover_inflight()
+
+    def _load_due(self) -> list[OutboxItem]:
+        with self.db.session() as s:
+            return Repo(s).outbox_due(utcnow(), channels=list(self.transports), limit=1000)
+
+    async def _tick(self) -> float:
+        """Start every send that may go now; return how long to sleep."""
+        now = time.monotonic()
+        if self._dirty or not self._cache or now - self._cache_at > 0.5:
+            self._dirty = False
+            self._cache = await asyncio.to_thread(self._load_due)
+            self._cache_at = time.monotonic()
+            now = self._cache_at
+        if not self._cache:
+            return 1.0
+        chosen: list[OutboxItem] = []
+        skip: set[tuple[str, str]] = set()
+        wait = 1.0
+        room = self.concurrency - self._inflight
+        for row in self._cache:
+            key = (row.channel, row.address)
+            if key in skip or key in self._inflight_addr:
+                skip.add(key)
+                continue
+            skip.add(key)  # later rows for this chat wait for this one
+            pacer = self.pacers[row.channel]
+            w = pacer.wait_for(row.address, now)
+            if w > 0:
+                wait = min(wait, w)
+                continue
+            if room <= 0:
+                wait = min(wait, 0.005)
+                break
+            pacer.take(row.address, now)
+            chosen.append(row)
+            room -= 1
+        if not chosen:
+            return max(wait, 0.001)
+        ids = [r.id for r in chosen if r.id is not None]
+        chosen_ids = set(ids)
+        self._cache = [r for r in self._cache if r.id not in chosen_ids]
+        await asyncio.to_thread(self._claim, ids)
+        for row in chosen:
+            self._start(row)
+        return 0.0
+
+    def _claim(self, ids: list[int]) -> None:
+        with self.db.session() as s:
+            Repo(s).outbox_claim(ids)
+
+    def _start(self, row: OutboxItem) -> None:
+        key = (row.channel, row.address)
+        self._inflight_addr.add(key)
+        self._inflight += 1
+        task = asyncio.create_task(self._send(row))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, row: OutboxItem) -> None:
+        transport = self.transports[row.channel]
+        assert row.id is not None
+        msg = OutboundMessage(
+            outbox_id=row.id,
+            channel=row.channel,
+            address=row.address,
+            reply=Reply.from_payload(row.payload),
+            kind=row.kind,
+            identity_id=row.identity_id,
+            meta=dict(row.meta or {}),
+        )
+        try:
+            result = await asyncio.wait_for(transport.send(msg), timeout=60)
+        except Exception as exc:  # a transport bug or timeout: retry later
+            result = SendResult(status="retry", error=f"{type(exc).__name__}: {exc}"[:300])
+        if result.status == "retry" and result.pause_channel and result.retry_after:
+            self.pacers[row.channel].pause(result.retry_after, time.monotonic())
+            self.stats.rate_limited += 1
+        self._inflight_addr.discard((row.channel, row.address))
+        self._inflight -= 1
+        self._results.append((row, result))
+        self._results_ready.set()
+        self._wake.set()
+
+    # --- recording results ------------------------------------------------------------------
+    async def _flush_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set() or self._results:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._results_ready.wait(), timeout=0.5)
+            self._results_ready.clear()
+            await asyncio.sleep(0.02)  # gather a few results per transaction
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._results:
+            return
+        batch, self._results = self._results, []
+        try:
+            await asyncio.to_thread(self._record, batch)
+        except Exception:
+            log.exception("outbox: could not record %d results; retrying", len(batch))
+            self._results = batch + self._results
+            await asyncio.sleep(0.5)
+
+    def _record(self, batch: list[tuple[OutboxItem, SendResult]]) -> None:
+        now = utcnow()
+        with self.db.session() as s:
+            repo = Repo(s)
+            for row, res in batch:
+                assert row.id is not None
+                if res.status == "sent":
+                    repo.outbox_mark_sent(row.id, res.message_id)
+                    self.stats.sent += 1
+                    self.stats.by_channel[row.channel] = (
+                        self.stats.by_channel.get(row.channel, 0) + 1
+                    )
+                elif res.status == "blocked":
+                    repo.outbox_mark_failed(row.id, res.error or "blocked", state="failed")
+                    if row.identity_id is not None:
+                        repo.deactivate_identity(row.identity_id)
+                        repo.outbox_cancel_for_identity(
+                            row.identity_id, "recipient blocked the bot"
+                        )
+                    self.stats.blocked += 1
+                elif res.status == "retry" and row.attempts + 1 < MAX_ATTEMPTS:
+                    delay = res.retry_after if res.retry_after else backoff(row.attempts + 1)
+                    repo.outbox_mark_retry(row.id, now + timedelta(seconds=delay), res.error)
+                    self.stats.retried += 1
+                else:
+                    repo.outbox_mark_failed(row.id, res.error or res.status)
+                    self.stats.failed += 1
+                    log.warning("outbox %s to %s failed: %s", row.id, row.channel, res.error)

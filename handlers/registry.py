@@ -1,0 +1,15 @@
+"""Builds the command/step table from every handler module."""
+
+from __future__ import annotations
+
+from handlers import citizen
+from handlers.core import Registry
+
+MODULES = [citizen]
+
+
+def build_registry() -> Registry:
+    reg = Registry()
+    for module in MODULES:
+        module.register(reg)
+    return reg

@@ -1,0 +1,483 @@
+"""All SQL of the core lives here.  A `Repo` wraps one session (= one transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from storage.db import utcnow
+from storage.models import (
+    AreaPolygon,
+    ChannelIdentity,
+    Conversation,
+    Counter,
+    InboxItem,
+    OutboxItem,
+    Person,
+    Photo,
+    Report,
+    ReportEvent,
+    ScheduledJob,
+)
+
+
+class Repo:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    # --- people and identities ----------------------------------------------------------
+    def identity(self, channel: str, external_id: str) -> ChannelIdentity | None:
+        return self.s.exec(
+            select(ChannelIdentity).where(
+                ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id
+            )
+        ).first()
+
+    def identity_by_id(self, identity_id: int) -> ChannelIdentity | None:
+        return self.s.get(ChannelIdentity, identity_id)
+
+    def person(self, person_id: int) -> Person | None:
+        return self.s.get(Person, person_id)
+
+    def get_or_create_identity(
+        self,
+        channel: str,
+        external_id: str,
+        address: str,
+        *,
+        language: str,
+        display_name: str | None = None,
+        phone: str | None = None,
+    ) -> tuple[ChannelIdentity, Person, bool]:
+        """The identity for (channel, external_id), creating a person for a newcomer."""
+        now = utcnow()
+        ident = self.identity(channel, external_id)
+        if ident is not None:
+            person = self.s.get(Person, ident.person_id)
+            assert person is not None
+            ident.last_inbound_at = now
+            ident.active = True  # writing to us again undoes "blocked"
+            if ident.address != address:
+                ident.address = address
+            if display_name and person.display_name != display_name:
+                person.display_name = display_name[:128]
+            if phone and person.phone != phone:
+                person.phone = phone[:32]
+            self.s.add(ident)
+            return ident, person, False
+        person = Person(
+            language=language,
+            display_name=(display_name or None) and display_name[:128],
+            phone=phone,
+            created_at=now,
+        )
+        self.s.add(person)
+        self.s.flush()
+        assert person.id is not None
+        ident = ChannelIdentity(
+            person_id=person.id,
+            channel=channel,
+            external_id=external_id,
+            address=address,
+            last_inbound_at=now,
+            created_at=now,
+        )
+        self.s.add(ident)
+        self.s.flush()
+        return ident, person, True
+
+    def identities_of(self, person_id: int, *, active_only: bool = True) -> list[ChannelIdentity]:
+        q = select(ChannelIdentity).where(ChannelIdentity.person_id == person_id)
+        if active_only:
+            q = q.where(ChannelIdentity.active == True)  # noqa: E712
+        return list(self.s.exec(q.order_by(col(ChannelIdentity.last_inbound_at).desc())))
+
+    def set_language(self, person: Person, language: str) -> None:
+        person.language = language
+        self.s.add(person)
+
+    def deactivate_identity(self, identity_id: int) -> None:
+        ident = self.s.get(ChannelIdentity, identity_id)
+        if ident is not None and ident.active:
+            ident.active = False
+            self.s.add(ident)
+
+    # --- conversation state -------------------------------------------------------------
+    def conversation(self, identity_id: int) -> Conversation | None:
+        return self.s.get(Conversation, identity_id)
+
+    def save_conversation(self, identity_id: int, step: str, data: dict[str, Any]) -> None:
+        conv = self.s.get(Conversation, identity_id)
+        if conv is None:
+            conv = Conversation(identity_id=identity_id, step=step, data=data, updated_at=utcnow())
+        else:
+            conv.step = step
+            conv.data = dict(data)  # a new object, so the JSON column is seen as changed
+            conv.updated_at = utcnow()
+        self.s.add(conv)
+
+    def clear_conversation(self, identity_id: int) -> None:
+        conv = self.s.get(Conversation, identity_id)
+        if conv is not None:
+            self.s.delete(conv)
+
+    # --- reports --------------------------------------------------------------------------
+    def next_sequence(self, name: str) -> int:
+        """Increment and return a named counter inside the current transaction."""
+        result = self.s.execute(
+            update(Counter)
+            .where(col(Counter.name) == name)
+            .values(value=col(Counter.value) + 1)
+            .returning(col(Counter.value))
+        ).first()
+        if result is not None:
+            return int(result[0])
+        try:
+            with self.s.begin_nested():
+                self.s.add(Counter(name=name, value=1))
+            return 1
+        except IntegrityError:  # created concurrently: increment theirs
+            return self.next_sequence(name)
+
+    def add_report(self, report: Report) -> Report:
+        self.s.add(report)
+        self.s.flush()
+        return report
+
+    def report(self, report_id: int) -> Report | None:
+        return self.s.get(Report, report_id)
+
+    def report_by_code(self, code: str) -> Report | None:
+        return self.s.exec(select(Report).where(Report.code == code.upper())).first()
+
+    def reports_of(self, person_id: int, limit: int = 10) -> list[Report]:
+        q = (
+            select(Report)
+            .where(Report.person_id == person_id)
+            .order_by(col(Report.created_at).desc(), col(Report.id).desc())
+            .limit(limit)
+        )
+        return list(self.s.exec(q))
+
+    def count_reports_of(self, person_id: int) -> int:
+        return int(
+            self.s.exec(
+                select(func.count()).select_from(Report).where(Report.person_id == person_id)
+            ).one()
+        )
+
+    def add_event(self, event: ReportEvent) -> ReportEvent:
+        self.s.add(event)
+        self.s.flush()
+        return event
+
+    def events(self, report_id: int, *, include_internal: bool = False) -> list[ReportEvent]:
+        q = select(ReportEvent).where(ReportEvent.report_id == report_id)
+        if not include_internal:
+            q = q.where(ReportEvent.internal == False)  # noqa: E712
+        return list(self.s.exec(q.order_by(col(ReportEvent.created_at), col(ReportEvent.id))))
+
+    def add_photo(self, photo: Photo) -> Photo:
+        self.s.add(photo)
+        self.s.flush()
+        return photo
+
+    def photos(self, report_id: int, role: str | None = None) -> list[Photo]:
+        q = select(Photo).where(Photo.report_id == report_id)
+        if role:
+            q = q.where(Photo.role == role)
+        return list(self.s.exec(q.order_by(col(Photo.id))))
+
+    # --- inbox ------------------------------------------------------------------------------
+    def inbox_accept(
+        self, channel: str, key: str, payload: dict[str, Any], sender_key: str | None = None
+    ) -> bool:
+        """Store a raw update; False when (channel, key) is already there."""
+        try:
+            with self.s.begin_nested():
+                self.s.add(
+                    InboxItem(
+                        channel=channel,
+                        dedupe_key=key,
+                        sender_key=sender_key,
+                        payload=payload,
+                        received_at=utcnow(),
+                    )
+                )
+            return True
+        except IntegrityError:
+            return False
+
+    def inbox_accept_many(
+        self, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
+    ) -> int:
+        """Store a batch of (key, payload, sender_key); returns how many were new."""
+        if not items:
+            return 0
+        keys = [k for k, _, _ in items]
+        seen = set(
+            self.s.exec(
+                select(InboxItem.dedupe_key).where(
+                    InboxItem.channel == channel, col(InboxItem.dedupe_key).in_(keys)
+                )
+            )
+        )
+        new = 0
+        for key, payload, sender in items:
+            if key in seen:
+                continue
+            seen.add(key)
+            if self.inbox_accept(channel, key, payload, sender):
+                new += 1
+        return new
+
+    def inbox_pending(self, limit: int = 100) -> list[InboxItem]:
+        q = (
+            select(InboxItem)
+            .where(InboxItem.processed_at == None)  # noqa: E711
+            .order_by(col(InboxItem.id))
+            .limit(limit)
+        )
+        return list(self.s.exec(q))
+
+    def inbox_item(self, item_id: int) -> InboxItem | None:
+        return self.s.get(InboxItem, item_id)
+
+    def inbox_mark_processed(self, item_id: int, error: str | None = None) -> None:
+        item = self.s.get(InboxItem, item_id)
+        if item is not None:
+            item.processed_at = utcnow()
+            item.error = error[:500] if error else None
+            self.s.add(item)
+
+    def inbox_record_failure(self, item_id: int, error: str) -> int:
+        item = self.s.get(InboxItem, item_id)
+        if item is None:
+            return 0
+        item.attempts += 1
+        item.error = error[:500]
+        self.s.add(item)
+        return item.attempts
+
+    def inbox_purge(self, older_than: datetime) -> int:
+        """Forget processed updates older than the replay window."""
+        rows = self.s.exec(
+            select(InboxItem).where(
+                InboxItem.processed_at != None,  # noqa: E711
+                col(InboxItem.received_at) < older_than,
+            )
+        ).all()
+        for row in rows:
+            self.s.delete(row)
+        return len(rows)
+
+    # --- outbox -----------------------------------------------------------------------------
+    def enqueue(
+        self,
+        *,
+        channel: str,
+        address: str,
+        payload: dict[str, Any],
+        identity_id: int | None = None,
+        kind: str = "reply",
+        priority: int = 50,
+        meta: dict[str, Any] | None = None,
+        broadcast_id: int | None = None,
+        report_id: int | None = None,
+        not_before: datetime | None = None,
+    ) -> OutboxItem:
+        now = utcnow()
+        item = OutboxItem(
+            channel=channel,
+            address=address,
+            identity_id=identity_id,
+            kind=kind,
+            priority=priority,
+            payload=payload,
+            meta=meta or {},
+            next_attempt_at=not_before or now,
+            broadcast_id=broadcast_id,
+            report_id=report_id,
+            created_at=now,
+        )
+        self.s.add(item)
+        self.s.flush()
+        return item
+
+    def outbox_due(
+        self, now: datetime, *, channels: Sequence[str], limit: int = 500
+    ) -> list[OutboxItem]:
+        q = (
+            select(OutboxItem)
+            .where(
+                OutboxItem.state == "pending",
+                col(OutboxItem.next_attempt_at) <= now,
+                col(OutboxItem.channel).in_(list(channels)),
+            )
+            .order_by(col(OutboxItem.priority), col(OutboxItem.id))
+            .limit(limit)
+        )
+        return list(self.s.exec(q))
+
+    def outbox_next_due_at(self, channels: Sequence[str]) -> datetime | None:
+        return self.s.exec(
+            select(func.min(OutboxItem.next_attempt_at)).where(
+                OutboxItem.state == "pending", col(OutboxItem.channel).in_(list(channels))
+            )
+        ).one()
+
+    def outbox_claim(self, ids: Sequence[int]) -> int:
+        """pending → sending for these rows (the record made *before* a send)."""
+        if not ids:
+            return 0
+        res = self.s.execute(
+            update(OutboxItem)
+            .where(col(OutboxItem.id).in_(list(ids)), col(OutboxItem.state) == "pending")
+            .values(state="sending")
+        )
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+    def outbox_recover_inflight(self) -> int:
+        """After a crash: rows left in 'sending' may or may not have gone out; send again."""
+        res = self.s.execute(
+            update(OutboxItem).where(col(OutboxItem.state) == "sending").values(state="pending")
+        )
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+    def outbox_mark_sent(self, item_id: int, message_id: str | None) -> None:
+        self.s.execute(
+            update(OutboxItem)
+            .where(col(OutboxItem.id) == item_id)
+            .values(
+                state="sent",
+                platform_message_id=message_id,
+                sent_at=utcnow(),
+                attempts=OutboxItem.attempts + 1,
+                error=None,
+            )
+        )
+
+    def outbox_mark_retry(self, item_id: int, when: datetime, error: str | None) -> int:
+        item = self.s.get(OutboxItem, item_id)
+        if item is None:
+            return 0
+        item.attempts += 1
+        item.state = "pending"
+        item.next_attempt_at = when
+        item.error = (error or "")[:500] or None
+        self.s.add(item)
+        return item.attempts
+
+    def outbox_mark_failed(self, item_id: int, error: str | None, state: str = "failed") -> None:
+        self.s.execute(
+            update(OutboxItem)
+            .where(col(OutboxItem.id) == item_id)
+            .values(
+                state=state, error=(error or "")[:500] or None, attempts=OutboxItem.attempts + 1
+            )
+        )
+
+    def outbox_cancel_for_identity(self, identity_id: int, reason: str) -> int:
+        res = self.s.execute(
+            update(OutboxItem)
+            .where(
+                col(OutboxItem.identity_id) == identity_id,
+                col(OutboxItem.state) == "pending",
+            )
+            .values(state="cancelled", error=reason[:500])
+        )
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+    def outbox_item(self, item_id: int) -> OutboxItem | None:
+        return self.s.get(OutboxItem, item_id)
+
+    def outbox_by_message_id(self, channel: str, message_id: str) -> OutboxItem | None:
+        return self.s.exec(
+            select(OutboxItem).where(
+                OutboxItem.channel == channel, OutboxItem.platform_message_id == message_id
+            )
+        ).first()
+
+    def outbox_counts(self) -> dict[str, int]:
+        rows = self.s.exec(select(OutboxItem.state, func.count()).group_by(OutboxItem.state))
+        return {state: int(n) for state, n in rows}
+
+    def outbox_pending_count(self) -> int:
+        return int(
+            self.s.exec(
+                select(func.count())
+                .select_from(OutboxItem)
+                .where(or_(col(OutboxItem.state) == "pending", col(OutboxItem.state) == "sending"))
+            ).one()
+        )
+
+    # --- areas ------------------------------------------------------------------------------
+    def area_polygons(self) -> dict[str, str]:
+        return {a.kode_kel: a.geometry for a in self.s.exec(select(AreaPolygon))}
+
+    def save_area_polygon(self, kode_kel: str, kode_kec: str, name: str, geometry: str) -> None:
+        row = self.s.get(AreaPolygon, kode_kel)
+        if row is None:
+            row = AreaPolygon(
+                kode_kel=kode_kel,
+                kode_kec=kode_kec,
+                name=name,
+                geometry=geometry,
+                imported_at=utcnow(),
+            )
+        else:
+            row.kode_kec, row.name, row.geometry = kode_kec, name, geometry
+            row.imported_at = utcnow()
+        self.s.add(row)
+
+
+    # --- scheduled jobs -------------------------------------------------------------------------
+    def schedule_job(self, kind: str, run_at: datetime, args: dict[str, Any]) -> ScheduledJob:
+        job = ScheduledJob(kind=kind, args=args, run_at=run_at, created_at=utcnow())
+        self.s.add(job)
+        self.s.flush()
+        return job
+
+    def due_jobs(self, now: datetime, limit: int = 50) -> list[ScheduledJob]:
+        q = (
+            select(ScheduledJob)
+            .where(
+                ScheduledJob.done_at == None,  # noqa: E711
+                ScheduledJob.cancelled == False,  # noqa: E712
+                col(ScheduledJob.run_at) <= now,
+            )
+            .order_by(col(ScheduledJob.run_at), col(ScheduledJob.id))
+            .limit(limit)
+        )
+        return list(self.s.exec(q))
+
+    def pending_jobs(self) -> list[ScheduledJob]:
+        q = select(ScheduledJob).where(
+            ScheduledJob.done_at == None,  # noqa: E711
+            ScheduledJob.cancelled == False,  # noqa: E712
+        )
+        return list(self.s.exec(q.order_by(col(ScheduledJob.run_at))))
+
+    def finish_job(self, job_id: int, error: str | None = None) -> None:
+        job = self.s.get(ScheduledJob, job_id)
+        if job is not None:
+            job.done_at = utcnow()
+            job.error = error[:500] if error else None
+            self.s.add(job)
+
+    def cancel_job(self, job_id: int) -> bool:
+        job = self.s.get(ScheduledJob, job_id)
+        if job is None or job.done_at is not None:
+            return False
+        job.cancelled = True
+        self.s.add(job)
+        return True
+
+
+def recent_cutoff(days: int) -> datetime:
+    return utcnow() - timedelta(days=days)
