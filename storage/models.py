@@ -33,6 +33,23 @@ class Person(SQLModel, table=True):
     created_at: datetime
 
 
+ROLE_OFFICER = "officer"
+ROLE_HEAD = "head"  # OPD head: an officer who also receives escalations and summaries
+ROLE_ADMIN = "admin"  # Diskominfo / BPBD: every OPD, broadcasts
+
+
+class Staff(SQLModel, table=True):
+    """A person's role beyond citizen. Officers and heads belong to one OPD."""
+
+    __tablename__ = "staff"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", unique=True)
+    role: str = Field(max_length=16)  # officer | head | admin
+    opd: str | None = Field(default=None, max_length=20, index=True)
+    created_at: datetime
+
+
 class ChannelIdentity(SQLModel, table=True):
     __tablename__ = "channel_identity"
     __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_identity_channel_ext"),)

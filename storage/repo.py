@@ -23,6 +23,7 @@ from storage.models import (
     Report,
     ReportEvent,
     ScheduledJob,
+    Staff,
 )
 
 
@@ -106,6 +107,35 @@ class Repo:
         if ident is not None and ident.active:
             ident.active = False
             self.s.add(ident)
+
+    # --- staff roles ------------------------------------------------------------------------
+    def staff(self, person_id: int) -> Staff | None:
+        return self.s.exec(select(Staff).where(Staff.person_id == person_id)).first()
+
+    def set_staff(self, person_id: int, role: str, opd: str | None) -> Staff:
+        row = self.staff(person_id)
+        if row is None:
+            row = Staff(person_id=person_id, role=role, opd=opd, created_at=utcnow())
+        else:
+            row.role, row.opd = role, opd
+        self.s.add(row)
+        self.s.flush()
+        return row
+
+    def remove_staff(self, person_id: int) -> bool:
+        row = self.staff(person_id)
+        if row is None:
+            return False
+        self.s.delete(row)
+        return True
+
+    def staff_list(self, opd: str | None = None, role: str | None = None) -> list[Staff]:
+        q = select(Staff)
+        if opd is not None:
+            q = q.where(Staff.opd == opd)
+        if role is not None:
+            q = q.where(Staff.role == role)
+        return list(self.s.exec(q.order_by(col(Staff.id))))
 
     # --- conversation state -------------------------------------------------------------
     def conversation(self, identity_id: int) -> Conversation | None:
@@ -435,7 +465,6 @@ class Repo:
             row.imported_at = utcnow()
         self.s.add(row)
 
-
     # --- scheduled jobs -------------------------------------------------------------------------
     def schedule_job(self, kind: str, run_at: datetime, args: dict[str, Any]) -> ScheduledJob:
         job = ScheduledJob(kind=kind, args=args, run_at=run_at, created_at=utcnow())
@@ -462,6 +491,9 @@ class Repo:
             ScheduledJob.cancelled == False,  # noqa: E712
         )
         return list(self.s.exec(q.order_by(col(ScheduledJob.run_at))))
+
+    def scheduled_job(self, job_id: int) -> ScheduledJob | None:
+        return self.s.get(ScheduledJob, job_id)
 
     def finish_job(self, job_id: int, error: str | None = None) -> None:
         job = self.s.get(ScheduledJob, job_id)

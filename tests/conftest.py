@@ -22,3 +22,23 @@ def shared_data() -> Path:
     if not path.exists():
         pytest.fail(f"shared data not found at {path}; set LAPOR_SHARED_DIR")
     return path
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A migrated, empty database URL on SQLite and on PostgreSQL."""
+    from storage.db import upgrade
+    from tests.dbs import database_url
+
+    with database_url(request.param, tmp_path) as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    from storage.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'lapor.db'}"
+    upgrade(url)
+    return url

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:44:19.504321
+Create Date: 2026-11-23 09:50:56.464788
 """
 
 from alembic import op
@@ -134,6 +134,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_report_status"), ["status"], unique=False)
 
     op.create_table(
+        "staff",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("opd", sa.String(length=20), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["person.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("person_id"),
+    )
+    with op.batch_alter_table("staff", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_staff_opd"), ["opd"], unique=False)
+
+    op.create_table(
         "conversation",
         sa.Column("identity_id", sa.Integer(), nullable=False),
         sa.Column("step", sa.String(length=48), nullable=False),
@@ -252,6 +269,10 @@ def downgrade() -> None:
 
     op.drop_table("outbox")
     op.drop_table("conversation")
+    with op.batch_alter_table("staff", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_staff_opd"))
+
+    op.drop_table("staff")
     with op.batch_alter_table("report", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_report_status"))
         batch_op.drop_index(batch_op.f("ix_report_person_id"))

@@ -1,0 +1,168 @@
+"""The composition root: the one place where the parts are built and wired together.
+
+Nothing else creates engines, bots, schedulers or services; everything is passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from bot.channels.base import Channel
+from bot.city import CityProfile, load_city
+from bot.config import Settings
+from bot.geo import AreaIndex
+from bot.http import HttpServer, RouteInstaller, build_web_app
+from bot.i18n import I18n
+from bot.inbox import Inbox, InboxWorker
+from bot.media import MediaStore
+from bot.scheduler import Scheduler
+from bot.sender import Sender
+from handlers.core import Registry, Services, handle
+from handlers.events import Inbound, Outgoing
+from handlers.registry import build_registry
+from storage.db import Database, upgrade, utcnow
+from storage.repo import Repo
+
+log = logging.getLogger(__name__)
+
+INBOX_KEEP_DAYS = 14  # WhatsApp redelivers for up to 7 days; keep the keys longer
+
+
+def build_services(settings: Settings, db: Database, i18n: I18n, city: CityProfile) -> Services:
+    with db.session() as s:
+        polygons = Repo(s).area_polygons()
+    areas = AreaIndex(city, polygons or None)
+    geocoder = None
+    if settings.geocoder_url:
+        from bot.geocode import Geocoder
+
+        geocoder = Geocoder(
+            settings.geocoder_url,
+            settings.geocoder_user_agent,
+            viewbox=city.city.bbox,
+        )
+    from bot.triage import Triage
+
+    triage = Triage(city.categories)
+    return Services(
+        city=city, areas=areas, i18n=i18n, clock=utcnow, geocoder=geocoder, triage=triage
+    )
+
+
+class App:
+    """Builds everything from settings; `run()` runs until `stop` is set."""
+
+    def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
+        self.settings = settings
+        if migrate:
+            upgrade(settings.database_url)
+        self.db = Database(settings.database_url)
+        self.i18n = I18n(settings.default_locale)
+        self.city = load_city(settings.city, settings.cities_dir)
+        self.media = MediaStore(settings.media_dir, settings.max_photo_bytes)
+        self.services = build_services(settings, self.db, self.i18n, self.city)
+        self.registry: Registry = build_registry()
+        self.inbox = Inbox(self.db)
+        self.channels: dict[str, Channel] = {}
+        if settings.telegram_enabled:
+            from bot.channels.telegram import TelegramChannel
+
+            self.channels["telegram"] = TelegramChannel(
+                settings, self.media, self.i18n, self.registry.known_commands()
+            )
+        self.sender = Sender(
+            self.db,
+            {name: ch.transport for name, ch in self.channels.items()},
+            concurrency=settings.sender_concurrency,
+        )
+        self.worker = InboxWorker(
+            self.db,
+            self.inbox,
+            self.channels,
+            self.process,
+            self.apology,
+            self.sender.wake,
+        )
+        self.scheduler = Scheduler(self.db)
+        self.route_installers: list[RouteInstaller] = [
+            ch.register_routes for ch in self.channels.values()
+        ]
+        self.background: list[Callable[[asyncio.Event], Any]] = []
+        self.http: HttpServer | None = None
+        self.started = asyncio.Event()
+
+    # --- the core, bound to this app's services ---------------------------------------------
+    def process(self, repo: Repo, ev: Inbound) -> list[Outgoing]:
+        return handle(repo, self.services, self.registry, ev)
+
+    def apology(self, repo: Repo, ev: Inbound) -> list[Outgoing]:
+        """After the last failed attempt at an update: tell the person, don't go silent."""
+        from handlers.core import Ctx
+        from handlers.events import Reply
+
+        ident = repo.identity(ev.channel, ev.external_id)
+        if ident is None:
+            return []
+        person = repo.person(ident.person_id)
+        if person is None:
+            return []
+        ctx = Ctx(repo=repo, svc=self.services, event=ev, identity=ident, person=person)
+        text = ctx.gettext("Sorry, something went wrong on our side. Please try again.")
+        return [
+            Outgoing(
+                channel=ev.channel,
+                address=ev.chat_id or ident.address,
+                identity_id=ident.id,
+                reply=Reply(text=text),
+            )
+        ]
+
+    def channel_status(self) -> dict[str, str]:
+        return {name: "up" for name in self.channels}
+
+    # --- housekeeping -------------------------------------------------------------------------
+    async def purge_inbox(self) -> None:
+        def purge() -> int:
+            with self.db.session() as s:
+                return Repo(s).inbox_purge(utcnow() - timedelta(days=INBOX_KEEP_DAYS))
+
+        n = await asyncio.to_thread(purge)
+        if n:
+            log.info("inbox: forgot %d old updates", n)
+
+    # --- running ----------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        web_app = build_web_app(self.db, self.route_installers, self.channel_status)
+        self.http = HttpServer(web_app, self.settings.http_host, self.settings.http_port)
+        await self.http.start()
+        tasks = [
+            asyncio.create_task(self.worker.run(stop), name="inbox-worker"),
+            asyncio.create_task(self.sender.run(stop), name="outbox-sender"),
+        ]
+        tasks += [asyncio.create_task(fn(stop)) for fn in self.background]
+        if self.settings.scheduler_enabled:
+            self.scheduler.every(3600, self.purge_inbox, "inbox.purge")
+            await self.scheduler.start()
+        for ch in self.channels.values():
+            await ch.start(self.inbox)
+        self.started.set()
+        log.info("lapor: running (%s) for %s", ", ".join(self.channels) or "-", self.city.city.name)
+        await stop.wait()
+        log.info("lapor: shutting down")
+        for ch in self.channels.values():
+            with contextlib.suppress(Exception):
+                await ch.stop()
+        await self.scheduler.stop()
+        done, pending = await asyncio.wait(tasks, timeout=15)
+        for t in pending:
+            t.cancel()
+        for t in done:
+            if t.exception() is not None:
+                log.error("task %s ended with %r", t.get_name(), t.exception())
+        await self.http.stop()
+        self.db.dispose()

@@ -1,0 +1,239 @@
+"""The `lapor` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from bot.config import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    help="Lapor Warga: citizen reports and early warnings by chat.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+city_app = typer.Typer(help="City profiles.", no_args_is_help=True)
+areas_app = typer.Typer(help="Kelurahan boundaries.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(city_app, name="city")
+admin_app = typer.Typer(help="Administrators (Diskominfo, BPBD).", no_args_is_help=True)
+app.add_typer(areas_app, name="areas")
+app.add_typer(admin_app, name="admin")
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"lapor: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+        raise AssertionError from exc  # unreachable
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+NO_CHANNEL = """no chat channel is configured, so there is nothing to run.
+Set at least one of:
+  TELEGRAM_BOT_TOKEN=123456:ABC...   (from @BotFather on Telegram; see README.md)
+in the environment or in a .env file, then run `make run` again."""
+
+
+@app.command()
+def run() -> None:
+    """Run the bot: channels, HTTP server, scheduler and outbox sender, in one process."""
+    settings = settings_or_exit()
+    setup_logging(settings.log_level)
+    from bot.app import App
+
+    try:
+        application = App(settings)
+    except (SettingsError, ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+        return
+    if not application.channels:
+        fail(NO_CHANNEL)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await application.run(stop)
+
+    asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply migrations (`lapor run` does this on start too)."""
+    from storage.db import upgrade
+
+    settings = settings_or_exit()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Undo migrations down to REVISION ('base' = empty)."""
+    from storage.db import downgrade
+
+    settings = settings_or_exit()
+    downgrade(settings.database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@city_app.command("check")
+def city_check(city: str = typer.Option(None, help="Profile name (default: CITY)")) -> None:
+    """Validate a city profile and print a summary."""
+    from bot.city import load_city
+    from bot.tools import city_check_summary
+
+    settings = settings_or_exit()
+    try:
+        profile = load_city(city or settings.city, settings.cities_dir)
+    except Exception as exc:
+        fail(str(exc))
+        return
+    ok, summary = city_check_summary(profile)
+    typer.echo(summary)
+    raise typer.Exit(0 if ok else 1)
+
+
+def _open_in(path: str):  # type: ignore[no-untyped-def]
+    return sys.stdin if path == "-" else open(path, encoding="utf-8", newline="")
+
+
+@app.command()
+def locate(
+    csv: str = typer.Option(..., "--csv", help="CSV with lat,lon columns; - for stdin"),
+) -> None:
+    """Add kelurahan/kecamatan columns to a CSV of points (writes CSV to stdout)."""
+    from bot.city import load_city
+    from bot.geo import AreaIndex
+    from bot.tools import locate_csv
+    from storage.db import Database, upgrade
+    from storage.repo import Repo
+
+    settings = settings_or_exit()
+    profile = load_city(settings.city, settings.cities_dir)
+    upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    with db.session() as s:
+        polygons = Repo(s).area_polygons()
+    index = AreaIndex(profile, polygons or None)
+    with _open_in(csv) as inp:
+        locate_csv(inp, sys.stdout, index)
+
+
+@app.command()
+def triage(
+    csv: str = typer.Option(..., "--csv", help="CSV with a text column; - for stdin"),
+) -> None:
+    """Add category,opd,confidence columns to a CSV of complaint texts (CSV to stdout)."""
+    from bot.city import load_city
+    from bot.tools import triage_csv
+    from bot.triage import Triage
+
+    settings = settings_or_exit()
+    profile = load_city(settings.city, settings.cities_dir)
+    with _open_in(csv) as inp:
+        triage_csv(inp, sys.stdout, Triage(profile.categories), profile)
+
+
+@areas_app.command("import")
+def areas_import(path: Path) -> None:
+    """Load kelurahan polygons (GeoJSON) for the configured city."""
+    from bot.city import load_city
+    from bot.geo import parse_kelurahan_geojson
+    from storage.db import Database, upgrade
+    from storage.repo import Repo
+
+    settings = settings_or_exit()
+    profile = load_city(settings.city, settings.cities_dir)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+        return
+    result = parse_kelurahan_geojson(data, profile)
+    upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    with db.session() as s:
+        repo = Repo(s)
+        for code, geometry in result.loaded.items():
+            kel = profile.kelurahan_by_code(code)
+            assert kel is not None
+            repo.save_area_polygon(code, kel.kecamatan, kel.name, geometry)
+    typer.echo(f"loaded {len(result.loaded)} kelurahan polygons for {profile.city.name}")
+    for ident, reason in result.refused:
+        typer.echo(f"refused {ident}: {reason}")
+    missing = len(profile.kelurahan) - len(result.loaded)
+    if missing:
+        typer.echo(f"{missing} kelurahan of the profile have no polygon (centroids are used)")
+    raise typer.Exit(0 if result.loaded else 1)
+
+
+def _open_db(settings: Settings):  # type: ignore[no-untyped-def]
+    from storage.db import Database, upgrade
+
+    upgrade(settings.database_url)
+    return Database(settings.database_url)
+
+
+@admin_app.command("add")
+def admin_add(
+    telegram: str = typer.Option(None, "--telegram", help="Telegram user id (numeric)"),
+    whatsapp: str = typer.Option(None, "--whatsapp", help="WhatsApp id (wa_id or user id)"),
+) -> None:
+    """Make a person an admin (created if they have not written to the bot yet)."""
+    from storage.models import ROLE_ADMIN
+    from storage.repo import Repo
+
+    if not telegram and not whatsapp:
+        fail("give --telegram ID and/or --whatsapp ID")
+    if telegram and not telegram.lstrip("-").isdigit():
+        fail("--telegram must be the numeric Telegram user id")
+    settings = settings_or_exit()
+    db = _open_db(settings)
+    with db.session() as s:
+        repo = Repo(s)
+        person_id = None
+        for channel, ext in (("telegram", telegram), ("whatsapp", whatsapp)):
+            if not ext:
+                continue
+            ident = repo.identity(channel, ext)
+            if ident is None:
+                ident, _person, _ = repo.get_or_create_identity(
+                    channel, ext, ext, language=settings.default_locale
+                )
+                if person_id is not None and ident.person_id != person_id:
+                    ident.person_id = person_id  # one person, two channels
+            person_id = person_id or ident.person_id
+        assert person_id is not None
+        repo.set_staff(person_id, ROLE_ADMIN, None)
+    typer.echo(f"person {person_id} is now an admin")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
