@@ -39,7 +39,7 @@ unit: $(STAMP) locales-compile
 test: lint typecheck unit
 
 locales: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -o locales/messages.pot \
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -k N_ -o locales/messages.pot \
 		--no-location --sort-output --project lapor-warga --version 0.1 .
 	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching --width 100
 

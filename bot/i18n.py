@@ -51,3 +51,8 @@ class I18n:
 
     def gettext(self, code: str | None, msgid: str) -> str:
         return self.for_lang(code).gettext(msgid)
+
+
+def N_(msgid: str) -> str:
+    """Mark a msgid for extraction where it is translated later (`-k N_`)."""
+    return msgid

@@ -147,6 +147,7 @@ class Ctx:
                 ),
                 priority=PRIORITY_REPLY,
                 kind="reply",
+                meta={"lang": self.lang},
             )
         )
 
@@ -176,7 +177,7 @@ class Ctx:
                     reply=reply,
                     priority=priority,
                     kind=kind,
-                    meta={"report_id": report_id} if report_id else {},
+                    meta={"lang": lang, "report_id": report_id} if report_id else {"lang": lang},
                 )
             )
             n += 1

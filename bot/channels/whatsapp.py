@@ -1,0 +1,459 @@
+"""WhatsApp Cloud API channel (pywa_async for HTTP; webhook parsing and rendering are ours).
+
+Identity (decided here, used by the core and the outbox):
+
+- `Inbound.external_id` — who the person is: the business-scoped user id (`contacts[].user_id`,
+  e.g. "ID.1234…") when Meta sends one, else the phone-number id `wa_id`.  Both are stable per
+  person; the BSUID survives username-only accounts.
+- `Inbound.chat_id` — where to answer (the outbox `address`): the `wa_id` when known, else the
+  BSUID.  The transport sends digits as `to` and a BSUID ("XX.123…") as `recipient`.
+- `Inbound.phone` — the `wa_id` (digits, international format without "+"), personal data;
+  None for username-only users.
+
+Graph API base URL: pywa hard-codes `https://graph.facebook.com/v{version}` as its httpx base URL,
+so the httpx client we give it has a transport (`GraphBaseTransport`) that rewrites requests for
+graph.facebook.com to `settings.whatsapp_api_base`.  Media downloads use the URL the Graph API
+returned (lookaside.fbsbx.com in production, the fake server in tests) with the same client and
+its Bearer header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import httpx
+from aiohttp import web
+from pydantic import SecretStr
+from pywa.errors import WhatsAppError
+from pywa_async import WhatsApp
+from pywa_async.api import GraphAPIAsync
+
+from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
+from bot.channels.wa_render import (
+    PAGE_ROWS,
+    RenderError,
+    WaMessage,
+    parse_more_row_id,
+    render_reply,
+    render_template,
+)
+from bot.channels.wa_webhook import CHANNEL, StatusCallback, WhatsAppWebhook, sender_ids
+from bot.config import Settings, SettingsError
+from bot.i18n import N_
+from bot.media import MediaError, MediaStore
+from handlers.events import MAX_TEXT, Inbound, MediaRef, Reply
+
+log = logging.getLogger(__name__)
+
+GRAPH_HOST = "graph.facebook.com"
+WINDOW = timedelta(hours=24)
+ALLOWED_IMAGE_MIMES = frozenset({"image/jpeg", "image/png", "image/webp"})
+MEDIA_ID_TTL = timedelta(days=25)  # uploaded media live 30 days on Meta's side
+
+T = TypeVar("T")
+LastInboundAt = Callable[[int], Awaitable[datetime | None] | datetime | None]
+LoadReply = Callable[[int], Awaitable[Reply | None] | Reply | None]
+Enqueue = Callable[[str, Reply, str], Awaitable[Any] | Any]
+
+
+class Translator(Protocol):
+    def gettext(self, code: str | None, msgid: str) -> str: ...
+
+
+async def _maybe_await(value: Awaitable[T] | T) -> T:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+# --------------------------------------------------------------------------- HTTP plumbing
+
+
+class GraphBaseTransport(httpx.AsyncBaseTransport):
+    """Send requests meant for https://graph.facebook.com to `base_url` instead."""
+
+    def __init__(self, base_url: str, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base = httpx.URL(base_url.rstrip("/"))
+        self.inner = inner or httpx.AsyncHTTPTransport()
+
+    def rewrite(self, url: httpx.URL) -> httpx.URL:
+        if url.host != GRAPH_HOST or self.base.host == GRAPH_HOST:
+            return url
+        return url.copy_with(
+            scheme=self.base.scheme,
+            host=self.base.host,
+            port=self.base.port,
+            path=self.base.path.rstrip("/") + url.path,
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        new_url = self.rewrite(request.url)
+        if new_url != request.url:
+            request.url = new_url
+            request.headers["Host"] = new_url.netloc.decode("ascii")
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def make_graph_client(base_url: str, timeout: float = 15.0) -> httpx.AsyncClient:
+    """The httpx client handed to pywa (one per WhatsApp instance)."""
+    return httpx.AsyncClient(
+        transport=GraphBaseTransport(base_url),
+        timeout=httpx.Timeout(timeout, connect=5.0),
+    )
+
+
+def make_pywa(settings: Settings, session: httpx.AsyncClient) -> WhatsApp:
+    token = settings.whatsapp_token.get_secret_value() if settings.whatsapp_token else None
+    return WhatsApp(
+        phone_id=settings.whatsapp_phone_id,
+        token=token or None,
+        session=session,
+        api_version=settings.whatsapp_api_version.removeprefix("v"),
+    )
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def map_error(err: WhatsAppError) -> SendResult:
+    """Turn a Graph API error into the sender's decision (131047 is handled by the caller)."""
+    code = err.code
+    text = f"{code}: {err.message}"[:300]
+    header = err.raw_response.headers.get("Retry-After") if err.raw_response is not None else None
+    try:
+        hinted = float(header) if header else None
+    except ValueError:
+        hinted = None
+    if code == 131056:  # pair rate limit: too many messages to this one person
+        return SendResult("retry", retry_after=hinted or 6.0, error=text)
+    if code == 130429:  # throughput of the phone number
+        return SendResult("retry", retry_after=hinted or 2.0, pause_channel=True, error=text)
+    if code in (80007, 4, 80008):  # WABA / app rate limit
+        return SendResult("retry", retry_after=hinted or 60.0, pause_channel=True, error=text)
+    if code == 131026:  # undeliverable: not on WhatsApp, blocked us, or too old an app
+        return SendResult("blocked", error=text)
+    if code in (0, 10, 190, 200):  # token expired / permission: every send would fail
+        return SendResult("retry", retry_after=300.0, pause_channel=True, error=text)
+    status = err.status_code
+    if (status is not None and status >= 500) or err.is_transient or code in (1, 2, 131000, 131016):
+        return SendResult("retry", retry_after=hinted, error=text)
+    return SendResult("failed", error=text)  # 131051 unsupported type, 131009/100 bad params …
+
+
+# --------------------------------------------------------------------------- sending
+
+
+class WhatsAppTransport:
+    """`Transport` for the outbox sender: one outbox row → one Cloud API message."""
+
+    channel = CHANNEL
+
+    def __init__(
+        self,
+        api: GraphAPIAsync | None,
+        settings: Settings,
+        translator: Translator,
+        last_inbound_at: LastInboundAt,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.api = api
+        self.phone_id = settings.whatsapp_phone_id or ""
+        self.media_dir = Path(settings.media_dir)
+        self.templates = {
+            "status": settings.whatsapp_template_status,
+            "warning": settings.whatsapp_template_warning,
+            "announcement": settings.whatsapp_template_warning,
+        }
+        self.template_lang = settings.whatsapp_template_lang
+        self.translator = translator
+        self.last_inbound_at = last_inbound_at
+        self.clock = clock
+        self.limits = RateLimits(settings.whatsapp_rate, 0)
+        self._uploaded: dict[str, tuple[str, datetime]] = {}  # sha256 → (media id, when)
+
+    async def window_open(self, identity_id: int | None) -> bool | None:
+        """True/False for inside/outside the 24 h customer-service window; None if unknown."""
+        if identity_id is None:
+            return None
+        last = await _maybe_await(self.last_inbound_at(identity_id))
+        if last is None:
+            return False
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        return self.clock() - last < WINDOW
+
+    async def send(self, msg: OutboundMessage) -> SendResult:
+        if self.api is None:
+            return SendResult("failed", error="whatsapp not configured")
+        template = self.templates.get(msg.kind)
+        try:
+            if await self.window_open(msg.identity_id) is False:
+                if template:
+                    return await self._send_template(msg, template)
+                return SendResult("failed", error="outside_24h_window")
+            try:
+                return await self._post(msg.address, await self._render(msg))
+            except WhatsAppError as err:
+                if err.code == 131047 and template:
+                    return await self._send_template(msg, template)
+                return map_error(err)
+        except WhatsAppError as err:  # from the template or the photo upload
+            return map_error(err)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            return SendResult("retry", error=f"{type(exc).__name__}: {exc}"[:300])
+        except RenderError as exc:
+            return SendResult("failed", error=f"render: {exc}")
+        except OSError as exc:
+            return SendResult("failed", error=f"photo: {exc}")
+
+    async def _send_template(self, msg: OutboundMessage, name: str) -> SendResult:
+        result = await self._post(
+            msg.address, render_template(name, self.template_lang, msg.reply.text)
+        )
+        result.meta["template"] = name
+        return result
+
+    async def _render(self, msg: OutboundMessage) -> WaMessage:
+        lang = msg.meta.get("lang")
+        image_id = await self._upload(msg.reply.photo) if msg.reply.photo else None
+        return render_reply(
+            msg.reply,
+            outbox_id=msg.outbox_id,
+            more_label=self.translator.gettext(lang, N_("More")),
+            list_label=self.translator.gettext(lang, N_("Choose")),
+            image_id=image_id,
+        )
+
+    async def _upload(self, ref: MediaRef) -> str:
+        assert self.api is not None
+        cached = self._uploaded.get(ref.sha256)
+        if cached and self.clock() - cached[1] < MEDIA_ID_TTL:
+            return cached[0]
+        data = await asyncio.to_thread((self.media_dir / ref.path).read_bytes)
+        res = await self.api.upload_media(
+            phone_id=self.phone_id,
+            media=data,
+            mime_type=ref.mime,
+            filename=Path(ref.path).name,
+        )
+        media_id = str(res["id"])
+        self._uploaded[ref.sha256] = (media_id, self.clock())
+        return media_id
+
+    async def _post(self, address: str, message: WaMessage) -> SendResult:
+        assert self.api is not None
+        is_bsuid = not address.isdigit()
+        res = await self.api.send_message(
+            sender=self.phone_id,
+            to=None if is_bsuid else address,
+            recipient=address if is_bsuid else None,
+            recipient_type="individual",
+            typ=message.type,
+            msg=message.body,
+        )
+        wamid = str(res["messages"][0]["id"])
+        return SendResult("sent", message_id=wamid)
+
+
+# --------------------------------------------------------------------------- receiving
+
+
+class MediaFetcher:
+    """Fetch an inbound image through the Graph API media endpoint and store it cleanly."""
+
+    def __init__(self, api: GraphAPIAsync | None, store: MediaStore) -> None:
+        self.api = api
+        self.store = store
+
+    async def fetch(self, media_id: str) -> MediaRef:
+        """Raises MediaError("too_large" | "bad_type" | "download_failed")."""
+        if self.api is None:
+            raise MediaError("download_failed", "whatsapp not configured")
+        limit = self.store.max_bytes
+        try:
+            info = await self.api.get_media_url(media_id)
+            mime = str(info.get("mime_type") or "").split(";")[0].strip().lower()
+            if mime not in ALLOWED_IMAGE_MIMES:
+                raise MediaError("bad_type", mime or "unknown")
+            if int(info.get("file_size") or 0) > limit:
+                raise MediaError("too_large", str(info.get("file_size")))
+            data = bytearray()
+            async with self.api.stream_media_bytes(str(info["url"])) as resp:
+                if resp.status_code != 200:
+                    raise MediaError("download_failed", f"HTTP {resp.status_code}")
+                async for chunk in resp.aiter_bytes():
+                    data += chunk
+                    if len(data) > limit:
+                        raise MediaError("too_large", f"> {limit} bytes")
+        except (WhatsAppError, httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
+            raise MediaError("download_failed", type(exc).__name__) from None
+        return await asyncio.to_thread(self.store.store_image, bytes(data), media_id)
+
+
+def parse_command(text: str, known: frozenset[str]) -> tuple[str, str] | None:
+    """("status", "PLU-2611-0042") for "status PLU-2611-0042" or "/Status …"; None if no command."""
+    parts = text.strip().split(maxsplit=1)
+    if not parts:
+        return None
+    head = parts[0]
+    name = (head[1:] if head.startswith("/") else head).lower()
+    if name not in known:
+        return None
+    return name, parts[1].strip() if len(parts) > 1 else ""
+
+
+class WhatsAppChannel:
+    """The WhatsApp channel: webhook routes, payload → `Inbound`, and the transport."""
+
+    name = CHANNEL
+
+    def __init__(
+        self,
+        settings: Settings,
+        i18n: Translator,
+        last_inbound_at: LastInboundAt,
+        on_status: StatusCallback,
+        load_reply: LoadReply,
+        enqueue: Enqueue,
+        known_commands: Iterable[str],
+        *,
+        media: MediaStore | None = None,
+    ) -> None:
+        """`media` lets the app share its MediaStore; by default one is built from settings."""
+        self.settings = settings
+        self.load_reply = load_reply
+        self.enqueue = enqueue
+        self.known_commands = frozenset(c.lower().lstrip("/") for c in known_commands)
+        self._http = make_graph_client(settings.whatsapp_api_base)
+        self._wa = make_pywa(settings, self._http)
+        api = self._wa.api if settings.whatsapp_token else None
+        self.transport = WhatsAppTransport(api, settings, i18n, last_inbound_at)
+        store = media or MediaStore(settings.media_dir, settings.max_photo_bytes)
+        self.media = MediaFetcher(api, store)
+        secret = settings.whatsapp_app_secret
+        verify = settings.whatsapp_verify_token
+        self.webhook = WhatsAppWebhook(
+            app_secret=secret.get_secret_value().encode() if secret else b"",
+            verify_token=verify.get_secret_value() if verify else "",
+            on_status=on_status,
+        )
+
+    def check_settings(self) -> None:
+        """Raise SettingsError naming the first missing WhatsApp setting."""
+        s = self.settings
+
+        def raw(value: SecretStr | str | None) -> str:
+            return value.get_secret_value() if isinstance(value, SecretStr) else (value or "")
+
+        required = {
+            "WHATSAPP_APP_SECRET": s.whatsapp_app_secret,
+            "WHATSAPP_TOKEN": s.whatsapp_token,
+            "WHATSAPP_PHONE_ID": s.whatsapp_phone_id,
+            "WHATSAPP_VERIFY_TOKEN": s.whatsapp_verify_token,
+        }
+        for env, value in required.items():
+            if not raw(value).strip():
+                raise SettingsError(f"setting {env}: required for the WhatsApp channel")
+
+    async def start(self, inbox: InboxSink) -> None:
+        """Validate the configuration and begin accepting webhook POSTs (no polling)."""
+        self.check_settings()
+        self.webhook.inbox = inbox
+
+    async def stop(self) -> None:
+        self.webhook.inbox = None
+        await self._http.aclose()
+
+    def register_routes(self, app: web.Application) -> None:
+        self.webhook.add_routes(app, self.settings.whatsapp_webhook_path)
+
+    async def to_inbound(self, payload: dict[str, Any]) -> list[Inbound]:
+        msg: dict[str, Any] = payload.get("message") or {}
+        contact: dict[str, Any] = payload.get("contact") or {}
+        user_id, wa_id = sender_ids(payload)
+        key = user_id or wa_id
+        if not key:
+            log.warning("whatsapp message %s without a sender", msg.get("id"))
+            return []
+        base: dict[str, Any] = {
+            "channel": CHANNEL,
+            "external_id": key,
+            "chat_id": wa_id or user_id,
+            "display_name": (contact.get("profile") or {}).get("name"),
+            "phone": wa_id,
+        }
+        mtype = msg.get("type")
+        if mtype == "text":
+            return [self._text(base, str((msg.get("text") or {}).get("body") or ""))]
+        if mtype == "location":
+            loc = msg.get("location") or {}
+            try:
+                lat, lon = float(loc["latitude"]), float(loc["longitude"])
+            except (KeyError, TypeError, ValueError):
+                return []
+            text = loc.get("name") or loc.get("address")
+            return [Inbound(kind="location", lat=lat, lon=lon, text=text, **base)]
+        if mtype == "image":
+            return [await self._image(base, msg.get("image") or {})]
+        if mtype in ("interactive", "button"):
+            return await self._choice(base, msg)
+        log.info("whatsapp message type %r ignored", mtype)
+        return []
+
+    def _text(self, base: dict[str, Any], text: str) -> Inbound:
+        text = text[:MAX_TEXT]
+        cmd = parse_command(text, self.known_commands)
+        if cmd:
+            return Inbound(kind="command", text=text, command=cmd[0], args=cmd[1], **base)
+        return Inbound(kind="text", text=text, **base)
+
+    async def _image(self, base: dict[str, Any], image: dict[str, Any]) -> Inbound:
+        caption = (image.get("caption") or None) and str(image["caption"])[:MAX_TEXT]
+        media_id = image.get("id")
+        if not media_id:
+            return Inbound(kind="photo", text=caption, photo_error="download_failed", **base)
+        try:
+            ref = await self.media.fetch(str(media_id))
+        except MediaError as exc:
+            log.info("whatsapp image %s refused: %s", media_id, exc)
+            return Inbound(kind="photo", text=caption, photo_error=exc.code, **base)
+        return Inbound(kind="photo", text=caption, photo=ref, **base)
+
+    async def _choice(self, base: dict[str, Any], msg: dict[str, Any]) -> list[Inbound]:
+        if msg.get("type") == "button":  # quick-reply button of a template
+            choice = (msg.get("button") or {}).get("payload")
+        else:
+            inter = msg.get("interactive") or {}
+            picked = inter.get("button_reply") or inter.get("list_reply") or {}
+            choice = picked.get("id")
+        if not choice:
+            return []
+        more = parse_more_row_id(str(choice))
+        if more is not None:
+            await self._send_next_page(base, *more)
+            return []
+        return [Inbound(kind="choice", choice=str(choice), **base)]
+
+    async def _send_next_page(self, base: dict[str, Any], outbox_id: int, page: int) -> None:
+        """The person picked "More": queue the rest of that reply's choices as a new reply."""
+        original = await _maybe_await(self.load_reply(outbox_id))
+        if original is None:
+            log.warning("whatsapp: 'more' for unknown outbox row %s", outbox_id)
+            return
+        rest = original.choices[page * PAGE_ROWS :]
+        if not rest:
+            return
+        await _maybe_await(
+            self.enqueue(
+                base["chat_id"], Reply(text=original.text, choices=rest), base["external_id"]
+            )
+        )
