@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.channels.base import Channel
@@ -23,7 +23,7 @@ from bot.media import MediaStore
 from bot.scheduler import Scheduler
 from bot.sender import Sender
 from handlers.core import Registry, Services, handle
-from handlers.events import Inbound, Outgoing
+from handlers.events import Inbound, Outgoing, Reply
 from handlers.registry import build_registry
 from storage.db import Database, upgrade, utcnow
 from storage.repo import Repo
@@ -75,6 +75,21 @@ class App:
             self.channels["telegram"] = TelegramChannel(
                 settings, self.media, self.i18n, self.registry.known_commands()
             )
+        if settings.whatsapp_enabled:
+            from bot.channels.whatsapp import WhatsAppChannel
+
+            wa = WhatsAppChannel(
+                settings,
+                self.i18n,
+                self.last_inbound_at,
+                self.on_delivery_status,
+                self.load_reply,
+                self.enqueue_page,
+                self.registry.known_commands(),
+                media=self.media,
+            )
+            wa.check_settings()  # no silent "signature checks off": refuse to start instead
+            self.channels["whatsapp"] = wa
         self.sender = Sender(
             self.db,
             {name: ch.transport for name, ch in self.channels.items()},
@@ -103,7 +118,6 @@ class App:
     def apology(self, repo: Repo, ev: Inbound) -> list[Outgoing]:
         """After the last failed attempt at an update: tell the person, don't go silent."""
         from handlers.core import Ctx
-        from handlers.events import Reply
 
         ident = repo.identity(ev.channel, ev.external_id)
         if ident is None:
@@ -121,6 +135,50 @@ class App:
                 reply=Reply(text=text),
             )
         ]
+
+    # --- callbacks for channel adapters -----------------------------------------------------
+    async def last_inbound_at(self, identity_id: int | None) -> datetime | None:
+        if identity_id is None:
+            return None
+
+        def read() -> datetime | None:
+            with self.db.session() as s:
+                ident = Repo(s).identity_by_id(identity_id)
+                return ident.last_inbound_at if ident else None
+
+        return await asyncio.to_thread(read)
+
+    async def on_delivery_status(self, message_id: str, status: str, error: str | None) -> None:
+        def write() -> None:
+            with self.db.session() as s:
+                Repo(s).outbox_set_delivery("whatsapp", message_id, status, error)
+
+        await asyncio.to_thread(write)
+
+    async def load_reply(self, outbox_id: int) -> Reply | None:
+        def read() -> Reply | None:
+            with self.db.session() as s:
+                row = Repo(s).outbox_item(outbox_id)
+                return Reply.from_payload(row.payload) if row else None
+
+        return await asyncio.to_thread(read)
+
+    async def enqueue_page(self, address: str, reply: Reply, identity_key: str | None) -> None:
+        """WhatsApp list paging: send the next page of an earlier reply."""
+
+        def write() -> None:
+            with self.db.session() as s:
+                repo = Repo(s)
+                ident = repo.identity("whatsapp", identity_key) if identity_key else None
+                repo.enqueue(
+                    channel="whatsapp",
+                    address=address,
+                    payload=reply.to_payload(),
+                    identity_id=ident.id if ident else None,
+                )
+
+        await asyncio.to_thread(write)
+        self.sender.wake()
 
     def channel_status(self) -> dict[str, str]:
         return {name: "up" for name in self.channels}

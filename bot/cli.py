@@ -51,6 +51,8 @@ def setup_logging(level: str) -> None:
 NO_CHANNEL = """no chat channel is configured, so there is nothing to run.
 Set at least one of:
   TELEGRAM_BOT_TOKEN=123456:ABC...   (from @BotFather on Telegram; see README.md)
+  WHATSAPP_TOKEN, WHATSAPP_PHONE_ID, WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN
+                                     (WhatsApp Cloud API; see README.md)
 in the environment or in a .env file, then run `make run` again."""
 
 

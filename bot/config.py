@@ -101,6 +101,10 @@ class Settings(BaseSettings):
         return self.telegram_bot_token is not None
 
     @property
+    def whatsapp_enabled(self) -> bool:
+        return bool(self.whatsapp_token or self.whatsapp_phone_id)
+
+    @property
     def telegram_webhook_enabled(self) -> bool:
         return bool(self.telegram_webhook_url)
 

@@ -433,6 +433,23 @@ class Repo:
             )
         ).first()
 
+    def outbox_set_delivery(
+        self, channel: str, message_id: str, status: str, error: str | None
+    ) -> bool:
+        """Record a platform delivery receipt (sent/delivered/read/failed) on the row."""
+        row = self.outbox_by_message_id(channel, message_id)
+        if row is None:
+            return False
+        order = ("sent", "delivered", "read")
+        if status in order and row.delivery_status in order:
+            if order.index(status) <= order.index(row.delivery_status):  # receipts may reorder
+                return True
+        row.delivery_status = status[:16]
+        if error:
+            row.error = error[:500]
+        self.s.add(row)
+        return True
+
     def outbox_counts(self) -> dict[str, int]:
         rows = self.s.exec(select(OutboxItem.state, func.count()).group_by(OutboxItem.state))
         return {state: int(n) for state, n in rows}
