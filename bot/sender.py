@@ -161,14 +161,15 @@ class Sender:
         ids = [r.id for r in chosen if r.id is not None]
         chosen_ids = set(ids)
         self._cache = [r for r in self._cache if r.id not in chosen_ids]
-        await asyncio.to_thread(self._claim, ids)
+        claimed = set(await asyncio.to_thread(self._claim, ids))
         for row in chosen:
-            self._start(row)
+            if row.id in claimed:  # cancelled meanwhile (e.g. recipient blocked): skip
+                self._start(row)
         return 0.0
 
-    def _claim(self, ids: list[int]) -> None:
+    def _claim(self, ids: list[int]) -> list[int]:
         with self.db.session() as s:
-            Repo(s).outbox_claim(ids)
+            return Repo(s).outbox_claim(ids)
 
     def _start(self, row: OutboxItem) -> None:
         key = (row.channel, row.address)
@@ -197,8 +198,9 @@ class Sender:
         if result.status == "retry" and result.pause_channel and result.retry_after:
             self.pacers[row.channel].pause(result.retry_after, time.monotonic())
             self.stats.rate_limited += 1
-        self._inflight_addr.discard((row.channel, row.address))
         self._inflight -= 1
+        # The chat stays "in flight" until the result is recorded, so a retry or a block
+        # is known before the next message to that chat is picked.
         self._results.append((row, result))
         self._results_ready.set()
         self._wake.set()
@@ -222,6 +224,12 @@ class Sender:
             log.exception("outbox: could not record %d results; retrying", len(batch))
             self._results = batch + self._results
             await asyncio.sleep(0.5)
+            return
+        for row, _res in batch:
+            self._inflight_addr.discard((row.channel, row.address))
+        if any(res.status != "sent" for _row, res in batch):
+            self._dirty = True  # retries and cancellations changed the queue
+        self._wake.set()
 
     def _record(self, batch: list[tuple[OutboxItem, SendResult]]) -> None:
         now = utcnow()

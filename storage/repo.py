@@ -361,16 +361,20 @@ class Repo:
             )
         ).one()
 
-    def outbox_claim(self, ids: Sequence[int]) -> int:
-        """pending → sending for these rows (the record made *before* a send)."""
+    def outbox_claim(self, ids: Sequence[int]) -> list[int]:
+        """pending → sending for these rows (the record made *before* a send).
+
+        Returns the ids actually claimed: a row cancelled or claimed meanwhile is skipped.
+        """
         if not ids:
-            return 0
+            return []
         res = self.s.execute(
             update(OutboxItem)
             .where(col(OutboxItem.id).in_(list(ids)), col(OutboxItem.state) == "pending")
             .values(state="sending")
+            .returning(col(OutboxItem.id))
         )
-        return int(res.rowcount or 0)  # type: ignore[attr-defined]
+        return [int(r[0]) for r in res]
 
     def outbox_recover_inflight(self) -> int:
         """After a crash: rows left in 'sending' may or may not have gone out; send again."""

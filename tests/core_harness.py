@@ -26,8 +26,9 @@ class Clock:
 
 
 class CoreHarness:
-    def __init__(self, url: str, city: str = "palu", polygons: dict[str, str] | None = None,
-                 **services: Any) -> None:
+    def __init__(
+        self, url: str, city: str = "palu", polygons: dict[str, str] | None = None, **services: Any
+    ) -> None:
         self.db = Database(url)
         self.city = load_city(city)
         self.clock = Clock()
@@ -51,24 +52,56 @@ class CoreHarness:
     def text(self, user: str, text: str) -> list[Outgoing]:
         if text.startswith("/"):
             head, _, args = text[1:].partition(" ")
-            return self.send(Inbound(channel="telegram", external_id=user, chat_id=user,
-                                     kind="command", command=head, args=args, text=text))
-        return self.send(Inbound(channel="telegram", external_id=user, chat_id=user,
-                                 kind="text", text=text))
+            return self.send(
+                Inbound(
+                    channel="telegram",
+                    external_id=user,
+                    chat_id=user,
+                    kind="command",
+                    command=head,
+                    args=args,
+                    text=text,
+                )
+            )
+        return self.send(
+            Inbound(channel="telegram", external_id=user, chat_id=user, kind="text", text=text)
+        )
 
     def choose(self, user: str, choice: str) -> list[Outgoing]:
-        return self.send(Inbound(channel="telegram", external_id=user, chat_id=user,
-                                 kind="choice", choice=choice))
+        return self.send(
+            Inbound(
+                channel="telegram", external_id=user, chat_id=user, kind="choice", choice=choice
+            )
+        )
 
     def location(self, user: str, lat: float, lon: float) -> list[Outgoing]:
-        return self.send(Inbound(channel="telegram", external_id=user, chat_id=user,
-                                 kind="location", lat=lat, lon=lon))
+        return self.send(
+            Inbound(
+                channel="telegram",
+                external_id=user,
+                chat_id=user,
+                kind="location",
+                lat=lat,
+                lon=lon,
+            )
+        )
 
     def photo(self, user: str, sha: str = "a" * 64, error: str | None = None) -> list[Outgoing]:
-        ref = None if error else MediaRef(sha256=sha, mime="image/jpeg", size=1000,
-                                          path=f"{sha[:2]}/{sha}.jpg")
-        return self.send(Inbound(channel="telegram", external_id=user, chat_id=user,
-                                 kind="photo", photo=ref, photo_error=error))
+        ref = (
+            None
+            if error
+            else MediaRef(sha256=sha, mime="image/jpeg", size=1000, path=f"{sha[:2]}/{sha}.jpg")
+        )
+        return self.send(
+            Inbound(
+                channel="telegram",
+                external_id=user,
+                chat_id=user,
+                kind="photo",
+                photo=ref,
+                photo_error=error,
+            )
+        )
 
     def step(self, user: str) -> str | None:
         with self.db.session() as s:

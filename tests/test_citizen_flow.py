@@ -240,11 +240,27 @@ def test_wrong_input_at_a_step_gets_that_steps_hint(core: CoreHarness) -> None:
 def test_group_messages_are_ignored(core: CoreHarness) -> None:
     from handlers.events import Inbound
 
-    outs = core.send(Inbound(channel="telegram", external_id="5", chat_id="-100", kind="text",
-                             text="halo", chat_type="group"))
+    outs = core.send(
+        Inbound(
+            channel="telegram",
+            external_id="5",
+            chat_id="-100",
+            kind="text",
+            text="halo",
+            chat_type="group",
+        )
+    )
     assert outs == []
-    outs = core.send(Inbound(channel="telegram", external_id="5", chat_id="-100",
-                             kind="command", command="lapor", chat_type="group"))
+    outs = core.send(
+        Inbound(
+            channel="telegram",
+            external_id="5",
+            chat_id="-100",
+            kind="command",
+            command="lapor",
+            chat_type="group",
+        )
+    )
     assert outs == []
 
 

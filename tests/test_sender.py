@@ -1,0 +1,204 @@
+"""The outbox sender: order, pacing, retries, blocked recipients, crash recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from bot.channels.base import OutboundMessage, RateLimits, SendResult
+from bot.sender import Pacer, Sender
+from handlers.events import PRIORITY_ANNOUNCEMENT, PRIORITY_WARNING, Reply
+from storage.db import Database
+from storage.repo import Repo
+
+
+@dataclass
+class FakeTransport:
+    limits: RateLimits = field(default_factory=lambda: RateLimits(0, 0))
+    channel: str = "telegram"
+    script: dict[str, list[SendResult]] = field(default_factory=dict)  # address -> results
+    sent: list[tuple[float, str, str]] = field(default_factory=list)
+    delay: float = 0.0
+
+    async def send(self, msg: OutboundMessage) -> SendResult:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        queue = self.script.get(msg.address)
+        if queue:
+            res = queue.pop(0)
+            if res.status != "sent":
+                return res
+        self.sent.append((time.monotonic(), msg.address, msg.reply.text))
+        return SendResult(status="sent", message_id=str(len(self.sent)))
+
+
+def enqueue(
+    db: Database, address: str, text: str, priority: int = 50, identity_id: int | None = None
+) -> int:
+    with db.session() as s:
+        row = Repo(s).enqueue(
+            channel="telegram",
+            address=address,
+            payload=Reply(text=text).to_payload(),
+            priority=priority,
+            identity_id=identity_id,
+        )
+        assert row.id is not None
+        return row.id
+
+
+async def run_until(sender: Sender, cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop))
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            stop.set()
+            await task
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+    stop.set()
+    await task
+
+
+def states(db: Database) -> dict[str, int]:
+    with db.session() as s:
+        return Repo(s).outbox_counts()
+
+
+async def test_sends_everything_once_with_message_ids(db_url: str) -> None:
+    db = Database(db_url)
+    for i in range(30):
+        enqueue(db, f"chat{i % 7}", f"m{i}")
+    t = FakeTransport()
+    sender = Sender(db, {"telegram": t}, concurrency=8)
+    await run_until(sender, lambda: len(t.sent) == 30)
+    await asyncio.sleep(0)
+    assert sorted(x[2] for x in t.sent) == sorted(f"m{i}" for i in range(30))
+    assert states(db) == {"sent": 30}
+    # Per chat the order is kept.
+    for c in range(7):
+        mine = [int(x[2][1:]) for x in t.sent if x[1] == f"chat{c}"]
+        assert mine == sorted(mine)
+
+
+async def test_warnings_jump_the_queue(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    for i in range(20):
+        enqueue(db, f"a{i}", "announcement", PRIORITY_ANNOUNCEMENT)
+    enqueue(db, "w", "WARNING", PRIORITY_WARNING)
+    t = FakeTransport(limits=RateLimits(50, 0))
+    sender = Sender(db, {"telegram": t}, concurrency=1)
+    await run_until(sender, lambda: len(t.sent) == 21)
+    assert t.sent[0][2] == "WARNING"
+
+
+async def test_global_and_per_chat_pacing(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    for i in range(20):
+        enqueue(db, f"c{i}", "x")
+    for _ in range(3):
+        enqueue(db, "same", "y")
+    t = FakeTransport(limits=RateLimits(20, 4))
+    sender = Sender(db, {"telegram": t}, concurrency=8)
+    await run_until(sender, lambda: len(t.sent) == 23)
+    times = [x[0] for x in t.sent]
+    # Never more than 20 in any 1-second window.
+    for i, start in enumerate(times):
+        assert sum(1 for u in times[i:] if u - start < 1.0) <= 20
+    same = [x[0] for x in t.sent if x[1] == "same"]
+    assert all(b - a >= 0.24 for a, b in zip(same, same[1:], strict=False))
+    assert times[-1] - times[0] >= 22 / 20 * 0.95
+
+
+def test_pacer_pause_applies_to_every_chat() -> None:
+    p = Pacer(RateLimits(0, 0))
+    p.pause(5, now=100.0)
+    assert p.wait_for("a", 101.0) == 4.0
+    assert p.wait_for("b", 106.0) == 0.0
+
+
+async def test_retry_after_pauses_the_channel_then_delivers(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    enqueue(db, "x", "hello")
+    t = FakeTransport(
+        script={"x": [SendResult(status="retry", retry_after=1, pause_channel=True, error="429")]}
+    )
+    sender = Sender(db, {"telegram": t})
+    start = time.monotonic()
+    await run_until(sender, lambda: len(t.sent) == 1)
+    assert t.sent[0][0] - start >= 0.9
+    assert sender.stats.rate_limited == 1
+
+
+async def test_blocked_recipient_is_deactivated_and_its_queue_cancelled(db_url: str) -> None:
+    db = Database(db_url)
+    with db.session() as s:
+        ident, _p, _ = Repo(s).get_or_create_identity("telegram", "77", "77", language="id")
+        ident_id = ident.id
+    enqueue(db, "77", "one", identity_id=ident_id)
+    enqueue(db, "77", "two", identity_id=ident_id)
+    t = FakeTransport(script={"77": [SendResult(status="blocked", error="403")]})
+    sender = Sender(db, {"telegram": t})
+    await run_until(sender, lambda: states(db).get("cancelled") == 1)
+    with db.session() as s:
+        ident = Repo(s).identity_by_id(ident_id)
+        assert ident is not None and ident.active is False
+    assert t.sent == []
+    assert states(db) == {"failed": 1, "cancelled": 1}
+
+
+async def test_server_errors_back_off_and_permanent_errors_fail(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    enqueue(db, "a", "flaky")
+    enqueue(db, "b", "bad")
+    t = FakeTransport(
+        script={
+            "a": [SendResult(status="retry", error="502")],
+            "b": [SendResult(status="failed", error="400 Bad Request")],
+        }
+    )
+    sender = Sender(db, {"telegram": t})
+    await run_until(sender, lambda: len(t.sent) == 1 and states(db).get("failed") == 1)
+    assert t.sent[0][2] == "flaky"
+    with db.session() as s:
+        rows = {
+            r.address: r
+            for r in Repo(s).s.exec(
+                __import__("sqlmodel").select(
+                    __import__("storage.models", fromlist=["OutboxItem"]).OutboxItem
+                )
+            )
+        }
+    assert rows["a"].attempts == 2 and rows["a"].state == "sent"
+    assert rows["b"].state == "failed" and "400" in (rows["b"].error or "")
+
+
+async def test_rows_in_flight_at_a_crash_are_sent_again(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    ids = [enqueue(db, f"c{i}", f"m{i}") for i in range(3)]
+    with db.session() as s:
+        Repo(s).outbox_claim(ids[:2])  # the process died after claiming two
+    t = FakeTransport()
+    sender = Sender(db, {"telegram": t})
+    await run_until(sender, lambda: len(t.sent) == 3)
+    assert sorted(x[2] for x in t.sent) == ["m0", "m1", "m2"]
+
+
+async def test_a_transport_exception_does_not_stop_the_sender(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    enqueue(db, "boom", "x")
+    enqueue(db, "ok", "y")
+
+    class Exploding(FakeTransport):
+        async def send(self, msg: OutboundMessage) -> SendResult:
+            if msg.address == "boom" and not getattr(self, "exploded", False):
+                self.exploded = True
+                raise RuntimeError("bug")
+            return await super().send(msg)
+
+    t = Exploding()
+    sender = Sender(db, {"telegram": t})
+    await run_until(sender, lambda: len(t.sent) == 2, timeout=15)
+    assert {x[1] for x in t.sent} == {"boom", "ok"}
