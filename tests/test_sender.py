@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -108,7 +109,7 @@ async def test_global_and_per_chat_pacing(sqlite_url: str) -> None:
     for i, start in enumerate(times):
         assert sum(1 for u in times[i:] if u - start < 1.0) <= 20
     same = [x[0] for x in t.sent if x[1] == "same"]
-    assert all(b - a >= 0.24 for a, b in zip(same, same[1:], strict=False))
+    assert all(b - a >= 0.24 for a, b in itertools.pairwise(same))
     assert times[-1] - times[0] >= 22 / 20 * 0.95
 
 
