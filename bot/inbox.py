@@ -175,13 +175,11 @@ class InboxWorker:
     def _commit(self, item_id: int, events: list[Inbound]) -> int:
         with self.db.session() as s:
             repo = Repo(s)
-            item = repo.inbox_item(item_id)
-            if item is None or item.processed_at is not None:
-                return 0
+            if not repo.inbox_take(item_id):
+                return 0  # already handled
             wrote = 0
             for ev in events:
                 wrote += write_outgoing(repo, self.process(repo, ev))
-            repo.inbox_mark_processed(item_id)
             return wrote
 
     def _record_failure(self, item_id: int, error: str, events: list[Inbound]) -> bool:

@@ -278,6 +278,20 @@ class Repo:
     def inbox_item(self, item_id: int) -> InboxItem | None:
         return self.s.get(InboxItem, item_id)
 
+    def inbox_take(self, item_id: int) -> bool:
+        """Mark an item processed at the start of the transaction that handles it.
+
+        The conditional UPDATE locks the row: a second transaction trying the same item
+        waits, then sees it taken (PostgreSQL) or fails to write (SQLite), so an update's
+        effects are committed once even if two workers race.
+        """
+        res = self.s.execute(
+            update(InboxItem)
+            .where(col(InboxItem.id) == item_id, col(InboxItem.processed_at).is_(None))
+            .values(processed_at=utcnow())
+        )
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
     def inbox_mark_processed(self, item_id: int, error: str | None = None) -> None:
         item = self.s.get(InboxItem, item_id)
         if item is not None:
