@@ -8,6 +8,7 @@ from typing import TextIO
 
 from bot.city import CityProfile, check_city
 from bot.geo import AreaIndex
+from bot.triage import Triage
 
 LOCATE_COLUMNS = ("kode_kel", "nama_kel", "kode_kec", "nama_kec", "in_city")
 
@@ -74,3 +75,35 @@ def city_check_summary(profile: CityProfile) -> tuple[bool, str]:
     else:
         lines.append("no problems found")
     return not problems, "\n".join(lines)
+
+
+def triage_csv(inp: TextIO, out: TextIO, triage: Triage, profile: CityProfile) -> int:
+    """Input column `text` (others kept); output adds `category,opd,confidence`.
+
+    The OPD applies the profile's routing (without a place, so no area override). Rows
+    without text get empty fields. Returns the number of rows written.
+    """
+    reader = csv.DictReader(inp)
+    fields = list(reader.fieldnames or [])
+    if "text" not in fields:
+        raise ValueError("input CSV needs a 'text' column")
+    writer = csv.DictWriter(
+        out, fieldnames=[*fields, "category", "opd", "confidence"], lineterminator="\n"
+    )
+    writer.writeheader()
+    n = 0
+    for row in reader:
+        text = (row.get("text") or "").strip()
+        top = triage.suggest(text, k=1) if text else []
+        if top:
+            best = top[0]
+            row.update(
+                category=best.category,
+                opd=profile.route(best.category, None),
+                confidence=f"{best.confidence:.3f}",
+            )
+        else:
+            row.update(category="", opd="", confidence="")
+        writer.writerow(row)
+        n += 1
+    return n
