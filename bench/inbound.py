@@ -1,0 +1,112 @@
+"""Inbound throughput: `lapor run` handling full report conversations vs a bare aiogram echo bot.
+
+Both run as real processes against the same fake Bot API (tests/fakes/telegram_api.py, no rate
+limits) on 127.0.0.1. Each simulated citizen sends the 6 updates of a full report (/lapor,
+category button, description, GPS location, "skip photo", "send"); the echo bot gets the same
+number of plain text updates. Figure: updates/s from pushing the batch until every reply was
+sent (median of RUNS), on SQLite and on PostgreSQL, and the ratio to the echo bot (goal ≥ 0.5).
+
+Run: .venv/bin/python bench/inbound.py [--users 100] [--runs 3] [--no-postgres]
+The bot's outbox pacing is switched off (TELEGRAM_RATE_*=0) as the fake has no limits: this
+measures inbound handling + the reply path, not Telegram's 30 msg/s ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.echo_bot import run_echo_baseline  # noqa: E402
+from tests.dbs import fresh_postgres  # noqa: E402
+from tests.e2e import bot_env  # noqa: E402
+from tests.fakes.procs import BotProcess  # noqa: E402
+from tests.fakes.telegram_api import FakeBotAPI  # noqa: E402
+
+STEPS = 6
+POINT = (-0.8892, 119.8658)  # Besusu Barat, Palu
+
+
+def conversation(api: FakeBotAPI, uid: int, run: int) -> list[dict]:
+    return [
+        api.text_update(uid, "/lapor"),
+        api.callback_update(uid, "cat:jalan_rusak", message_id=0),
+        api.text_update(uid, f"Jalan berlubang di depan rumah nomor {run}-{uid}, bahaya"),
+        api.location_update(uid, *POINT),
+        api.callback_update(uid, "ph:done", message_id=0),
+        api.callback_update(uid, "rv:send", message_id=0),
+    ]
+
+
+def run_lapor(db_url: str, users: int, runs: int) -> dict:
+    api = FakeBotAPI().start_in_thread()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-inbound-"))
+    proc = BotProcess(bot_env(api, db_url, tmp, LOG_LEVEL="WARNING"), log_path=tmp / "bot.log")
+    durations = []
+    try:
+        proc.start()
+        proc.wait_ready(timeout=90)
+        api.wait_for_sync(lambda: api.in_flight("getUpdates") > 0, timeout=60)
+        # Warm-up: one conversation (imports, first queries, connection pool).
+        api.push_updates(conversation(api, 1, -1))
+        api.wait_for_sync(lambda: api.stats.sent_total >= STEPS, timeout=60)
+        for run in range(runs):
+            base = api.stats.sent_total
+            uids = [100_000 * (run + 1) + u for u in range(users)]
+            per_user = [conversation(api, uid, run) for uid in uids]
+            # Interleave users as a real burst would: step 1 of everyone, then step 2...
+            batch = [per_user[u][s] for s in range(STEPS) for u in range(users)]
+            started = time.perf_counter()
+            api.push_updates(batch)
+            api.wait_for_sync(lambda b=base: api.stats.sent_total >= b + users * STEPS, 300)
+            durations.append(time.perf_counter() - started)
+            for uid in uids[:5]:  # spot-check that every conversation ended with a ticket
+                assert "PLU-" in (api.sent_to(uid)[-1].get("text") or ""), api.sent_to(uid)[-1]
+    finally:
+        proc.cleanup()
+        api.stop()
+    median = statistics.median(durations)
+    return {
+        "updates": users * STEPS,
+        "runs_s": [round(d, 3) for d in durations],
+        "updates_per_s": round(users * STEPS / median, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="inbound updates/s vs an aiogram echo bot")
+    ap.add_argument("--users", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-postgres", action="store_true")
+    args = ap.parse_args()
+
+    echo = run_echo_baseline(n_users=args.users, n_msgs_each=STEPS, runs=args.runs)
+    rows = [("aiogram echo bot (baseline)", echo["updates_per_s"], echo["runs_s"])]
+    with tempfile.TemporaryDirectory() as d:
+        sq = run_lapor(f"sqlite:///{d}/bench.db", args.users, args.runs)
+    rows.append(("lapor run, SQLite", sq["updates_per_s"], sq["runs_s"]))
+    if not args.no_postgres:
+        import pytest
+
+        try:
+            with fresh_postgres() as url:
+                pg = run_lapor(url, args.users, args.runs)
+            rows.append(("lapor run, PostgreSQL", pg["updates_per_s"], pg["runs_s"]))
+        except (pytest.fail.Exception, pytest.skip.Exception) as exc:
+            print(f"PostgreSQL skipped: {exc}")
+    base = echo["updates_per_s"]
+    print(f"\ninbound throughput, {args.users * STEPS} updates per run, median of {args.runs}")
+    print(f"{'':32} {'updates/s':>10} {'ratio':>7}   runs (s)")
+    for name, ups, runs in rows:
+        print(f"{name:32} {ups:>10.1f} {ups / base:>7.2f}   {runs}")
+    print("goal: ratio >= 0.50 for lapor run")
+
+
+if __name__ == "__main__":
+    main()
