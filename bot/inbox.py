@@ -28,10 +28,13 @@ Apology = Callable[[Repo, Inbound], list[Outgoing]]
 def write_outgoing(repo: Repo, outs: Sequence[Outgoing]) -> int:
     """Put replies into the outbox (caller's transaction); skips inactive identities."""
     n = 0
+    inactive: dict[int, bool] = {}
     for o in outs:
         if o.identity_id is not None:
-            ident = repo.identity_by_id(o.identity_id)
-            if ident is not None and not ident.active:
+            if o.identity_id not in inactive:
+                ident = repo.identity_by_id(o.identity_id)
+                inactive[o.identity_id] = ident is not None and not ident.active
+            if inactive[o.identity_id]:
                 continue
         repo.enqueue(
             channel=o.channel,
@@ -179,7 +182,8 @@ class InboxWorker:
                 return 0  # already handled
             wrote = 0
             for ev in events:
-                wrote += write_outgoing(repo, self.process(repo, ev))
+                outs = self.process(repo, ev)
+                wrote += write_outgoing(repo, outs)
             return wrote
 
     def _record_failure(self, item_id: int, error: str, events: list[Inbound]) -> bool:

@@ -90,6 +90,7 @@ class Sender:
         self._results_ready = asyncio.Event()
         self._cache: list[OutboxItem] = []
         self._cache_at = 0.0
+        self._max_seen = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
@@ -121,18 +122,30 @@ class Sender:
         with self.db.session() as s:
             return Repo(s).outbox_recover_inflight()
 
-    def _load_due(self) -> list[OutboxItem]:
+    def _load_due(self, after_id: int | None = None) -> list[OutboxItem]:
         with self.db.session() as s:
-            return Repo(s).outbox_due(utcnow(), channels=list(self.transports), limit=1000)
+            return Repo(s).outbox_due(
+                utcnow(), channels=list(self.transports), limit=1000, after_id=after_id
+            )
 
     async def _tick(self) -> float:
         """Start every send that may go now; return how long to sleep."""
         now = time.monotonic()
-        if self._dirty or not self._cache or now - self._cache_at > 0.5:
+        if not self._cache or now - self._cache_at > 1.0:
+            # Full reload: picks up retries that became due and drops cancelled rows.
             self._dirty = False
             self._cache = await asyncio.to_thread(self._load_due)
             self._cache_at = time.monotonic()
+            self._max_seen = max((r.id or 0 for r in self._cache), default=self._max_seen)
             now = self._cache_at
+        elif self._dirty:
+            # New rows were committed: load only those and merge them in priority order.
+            self._dirty = False
+            fresh = await asyncio.to_thread(self._load_due, self._max_seen)
+            if fresh:
+                self._max_seen = max(r.id or 0 for r in fresh)
+                self._cache = sorted([*self._cache, *fresh], key=lambda r: (r.priority, r.id))
+            now = time.monotonic()
         if not self._cache:
             return 1.0
         chosen: list[OutboxItem] = []
@@ -228,7 +241,7 @@ class Sender:
         for row, _res in batch:
             self._inflight_addr.discard((row.channel, row.address))
         if any(res.status != "sent" for _row, res in batch):
-            self._dirty = True  # retries and cancellations changed the queue
+            self._cache_at = 0.0  # retries and cancellations changed the queue: full reload
         self._wake.set()
 
     def _record(self, batch: list[tuple[OutboxItem, SendResult]]) -> None:

@@ -91,6 +91,8 @@ class Ctx:
     person: Person
     out: list[Outgoing] = field(default_factory=list)
     is_new: bool = False
+    _state: tuple[str | None, dict[str, Any]] | None = None  # read once per event
+    _conv: Any = None
 
     # --- language -------------------------------------------------------------------------
     @property
@@ -105,19 +107,24 @@ class Ctx:
 
     # --- state ----------------------------------------------------------------------------
     def state(self) -> tuple[str | None, dict[str, Any]]:
-        assert self.identity.id is not None
-        conv = self.repo.conversation(self.identity.id)
-        if conv is None:
-            return None, {}
-        return conv.step, dict(conv.data or {})
+        """The stored step and a copy of its draft data."""
+        if self._state is None:
+            assert self.identity.id is not None
+            conv = self.repo.conversation(self.identity.id)
+            self._conv = conv  # keep it alive: the session's identity map is weak
+            self._state = (None, {}) if conv is None else (conv.step, dict(conv.data or {}))
+        step, data = self._state
+        return step, dict(data)
 
     def set_state(self, step: str, data: dict[str, Any]) -> None:
         assert self.identity.id is not None
         self.repo.save_conversation(self.identity.id, step, data)
+        self._state = (step, dict(data))
 
     def clear_state(self) -> None:
         assert self.identity.id is not None
         self.repo.clear_conversation(self.identity.id)
+        self._state = (None, {})
 
     # --- output ---------------------------------------------------------------------------
     def reply(

@@ -63,7 +63,17 @@ class Reply:
     remove_keyboard: bool = False
 
     def to_payload(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON for the outbox (hand-written: `dataclasses.asdict` is slow here)."""
+        return {
+            "text": self.text,
+            "choices": [
+                {"id": c.id, "label": c.label, "description": c.description} for c in self.choices
+            ],
+            "ask_location": self.ask_location,
+            "location_label": self.location_label,
+            "photo": asdict(self.photo) if self.photo is not None else None,
+            "remove_keyboard": self.remove_keyboard,
+        }
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Reply:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -63,16 +65,23 @@ def make_engine(url: str, *, echo: bool = False, single_use: bool = False) -> En
 
 
 class Database:
-    """Owns the engine; hands out one session (= one transaction) at a time."""
+    """Owns the engine; hands out one session (= one transaction) at a time.
+
+    SQLite allows one writer; threads that collide wait in SQLite's busy handler, which
+    sleeps in steps of milliseconds.  So on SQLite this process runs its transactions one at
+    a time behind a lock (a hand-off in microseconds); PostgreSQL runs them in parallel.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
+        self._serial = threading.RLock() if is_sqlite(self.engine) else None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction: committed on success, rolled back on any exception."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        lock = self._serial or contextlib.nullcontext()
+        with lock, Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
                 session.commit()

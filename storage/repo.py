@@ -55,21 +55,30 @@ class Repo:
         display_name: str | None = None,
         phone: str | None = None,
     ) -> tuple[ChannelIdentity, Person, bool]:
-        """The identity for (channel, external_id), creating a person for a newcomer."""
+        """The identity for (channel, external_id), creating a person for a newcomer.
+
+        Writes only what changed (`last_inbound_at` at most once a minute), so the common
+        case is one SELECT and no UPDATE.
+        """
         now = utcnow()
-        ident = self.identity(channel, external_id)
-        if ident is not None:
-            person = self.s.get(Person, ident.person_id)
-            assert person is not None
-            ident.last_inbound_at = now
-            ident.active = True  # writing to us again undoes "blocked"
+        row = self.s.exec(
+            select(ChannelIdentity, Person)
+            .join(Person, col(Person.id) == col(ChannelIdentity.person_id))
+            .where(ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id)
+        ).first()
+        if row is not None:
+            ident, person = row
+            last = ident.last_inbound_at
+            if last is None or (now - last).total_seconds() > 60:
+                ident.last_inbound_at = now
+            if not ident.active:
+                ident.active = True  # writing to us again undoes "blocked"
             if ident.address != address:
                 ident.address = address
-            if display_name and person.display_name != display_name:
+            if display_name and person.display_name != display_name[:128]:
                 person.display_name = display_name[:128]
-            if phone and person.phone != phone:
+            if phone and person.phone != phone[:32]:
                 person.phone = phone[:32]
-            self.s.add(ident)
             return ident, person, False
         person = Person(
             language=language,
@@ -354,14 +363,21 @@ class Repo:
         return item
 
     def outbox_due(
-        self, now: datetime, *, channels: Sequence[str], limit: int = 500
+        self,
+        now: datetime,
+        *,
+        channels: Sequence[str],
+        limit: int = 500,
+        after_id: int | None = None,
     ) -> list[OutboxItem]:
+        """Pending rows that may go now, by priority then age (`after_id`: only newer rows)."""
         q = (
             select(OutboxItem)
             .where(
                 OutboxItem.state == "pending",
                 col(OutboxItem.next_attempt_at) <= now,
                 col(OutboxItem.channel).in_(list(channels)),
+                col(OutboxItem.id) > (after_id or 0),
             )
             .order_by(col(OutboxItem.priority), col(OutboxItem.id))
             .limit(limit)
