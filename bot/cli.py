@@ -48,8 +48,8 @@ def setup_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
-NO_CHANNEL = """no chat channel is configured, so there is nothing to run.
-Set at least one of:
+NO_CHANNEL = """no chat channel is configured and DEMO_ENABLED=false, so there is nothing to run.
+Unset DEMO_ENABLED to try the web demo chat, or set at least one of:
   TELEGRAM_BOT_TOKEN=123456:ABC...   (from @BotFather on Telegram; see README.md)
   WHATSAPP_TOKEN, WHATSAPP_PHONE_ID, WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN
                                      (WhatsApp Cloud API; see README.md)
@@ -71,12 +71,27 @@ def run() -> None:
     if not application.channels:
         fail(NO_CHANNEL)
 
+    async def announce_demo() -> None:
+        await application.started.wait()
+        url = application.demo_url()
+        if url:
+            only = set(application.channels) == {"web"}
+            typer.echo(f"Demo chat (no token needed): {url}")
+            if only:
+                typer.echo("No Telegram/WhatsApp settings: only the web demo runs (see README.md).")
+
+    # Worker threads hold the database briefly; let them get the GIL back sooner than the
+    # default 5 ms so a transaction is not stretched by the event loop's turn.
+    sys.setswitchinterval(0.0005)
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        announcer = asyncio.create_task(announce_demo())
         await application.run(stop)
+        announcer.cancel()
 
     asyncio.run(main())
 
@@ -231,6 +246,164 @@ def admin_add(
         assert person_id is not None
         repo.set_staff(person_id, ROLE_ADMIN, None)
     typer.echo(f"person {person_id} is now an admin")
+
+
+# --- officers (issue 3) ----------------------------------------------------------------------
+officer_app = typer.Typer(help="OPD officers and heads.", no_args_is_help=True)
+app.add_typer(officer_app, name="officer")
+
+
+@app.command()
+def invite(
+    opd: str = typer.Option(..., "--opd", help="OPD code from the city profile, e.g. DLH"),
+    head: bool = typer.Option(False, "--head", help="Invite the OPD head (escalations, stats)"),
+    days: int = typer.Option(7, "--days", min=1, max=30, help="Days until the code expires"),
+) -> None:
+    """Print a one-time invite code; the officer sends `/daftar CODE` to the bot."""
+    from bot.city import load_city
+    from handlers.officer import create_invite
+    from storage.db import utcnow
+    from storage.models import ROLE_HEAD, ROLE_OFFICER
+    from storage.repo import Repo
+
+    settings = settings_or_exit()
+    profile = load_city(settings.city, settings.cities_dir)
+    code = opd.strip().upper()
+    if profile.opd(code) is None:
+        fail(f"unknown OPD {code!r}; known: {', '.join(o.code for o in profile.opds)}")
+    db = _open_db(settings)
+    with db.session() as s:
+        secret = create_invite(Repo(s), code, ROLE_HEAD if head else ROLE_OFFICER, utcnow(), days)
+    typer.echo(secret)
+    typer.echo(
+        f"one-time code for {'head' if head else 'officer'} of {code}, valid {days} days: "
+        f"the person sends /daftar {secret} to the bot in a private chat",
+        err=True,
+    )
+
+
+@officer_app.command("list")
+def officer_list(opd: str = typer.Option(None, "--opd", help="Only this OPD")) -> None:
+    """List officers, heads and admins with their chat identities."""
+    from storage.repo import Repo
+    from storage.work_repo import WorkRepo
+
+    settings = settings_or_exit()
+    db = _open_db(settings)
+    with db.session() as s:
+        work = WorkRepo(Repo(s))
+        rows = work.staff_people(opd.upper() if opd else None)
+        for staff, person in rows:
+            assert person.id is not None
+            idents = " ".join(f"{i.channel}:{i.external_id}" for i in work.identities(person.id))
+            typer.echo(
+                f"{person.id}\t{staff.role}\t{staff.opd or '-'}\t"
+                f"{person.display_name or '-'}\t{idents}"
+            )
+    if not rows:
+        typer.echo("no officers yet", err=True)
+
+
+@officer_app.command("remove")
+def officer_remove(
+    person: int = typer.Option(None, "--person", help="Person id (see `lapor officer list`)"),
+    telegram: str = typer.Option(None, "--telegram", help="Telegram user id"),
+    whatsapp: str = typer.Option(None, "--whatsapp", help="WhatsApp id"),
+) -> None:
+    """Take the officer/head role away (the person stays a citizen)."""
+    from storage.models import ROLE_ADMIN
+    from storage.repo import Repo
+
+    if person is None and not telegram and not whatsapp:
+        fail("give --person ID, --telegram ID or --whatsapp ID")
+    settings = settings_or_exit()
+    db = _open_db(settings)
+    with db.session() as s:
+        repo = Repo(s)
+        pid = person
+        if pid is None:
+            channel, ext = ("telegram", telegram) if telegram else ("whatsapp", whatsapp)
+            ident = repo.identity(channel, ext)
+            if ident is None:
+                fail(f"no {channel} identity {ext}")
+                return
+            pid = ident.person_id
+        staff = repo.staff(pid)
+        if staff is None:
+            fail(f"person {pid} is not an officer")
+            return
+        if staff.role == ROLE_ADMIN:
+            fail(f"person {pid} is an admin, not an officer")
+            return
+        repo.remove_staff(pid)
+    typer.echo(f"person {pid} is no longer {staff.role} of {staff.opd}")
+
+
+from bot.alerts.cli import broadcast_app  # noqa: E402  (issue 5)
+
+app.add_typer(broadcast_app, name="broadcast")
+
+
+# --- API keys for other city apps (issue 6) ---------------------------------------------------
+apikey_app = typer.Typer(help="Open311 API keys for other city apps.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: str = typer.Option(..., "--name", help="Who uses it, e.g. e-kelurahan"),
+) -> None:
+    """Create a key; it is printed once (only its hash is stored)."""
+    from storage.api_repo import ApiRepo
+
+    name = name.strip()
+    if not name or len(name) > 64:
+        fail("--name must be 1 to 64 characters")
+    settings = settings_or_exit()
+    db = _open_db(settings)
+    with db.session() as s:
+        row, raw = ApiRepo(s).create_key(name)
+    typer.echo(raw)
+    typer.echo(
+        f"key {row.id} ({row.prefix}...) for {name}: send it as ?api_key=... or X-Api-Key; "
+        "it is not shown again",
+        err=True,
+    )
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """List keys (id, name, prefix, created, last used, revoked)."""
+    from storage.api_repo import ApiRepo
+
+    settings = settings_or_exit()
+    db = _open_db(settings)
+    with db.session() as s:
+        rows = ApiRepo(s).keys()
+    for k in rows:
+        typer.echo(
+            f"{k.id}\t{k.name}\t{k.prefix}...\t{k.created_at:%Y-%m-%d}\t"
+            f"{k.last_used_at.strftime('%Y-%m-%d %H:%M') if k.last_used_at else '-'}\t"
+            f"{'revoked ' + k.revoked_at.strftime('%Y-%m-%d') if k.revoked_at else 'active'}"
+        )
+    if not rows:
+        typer.echo("no API keys yet", err=True)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    key: str = typer.Argument(..., help="Key id, name (all its keys) or the shown prefix"),
+) -> None:
+    """Revoke keys; requests with them get 403 from then on."""
+    from storage.api_repo import ApiRepo
+
+    settings = settings_or_exit()
+    db = _open_db(settings)
+    with db.session() as s:
+        n = ApiRepo(s).revoke(key.strip())
+    if not n:
+        fail(f"no active key matches {key!r}", code=1)
+    typer.echo(f"revoked {n} key(s)")
 
 
 def main() -> None:

@@ -27,8 +27,8 @@ Apology = Callable[[Repo, Inbound], list[Outgoing]]
 
 def write_outgoing(repo: Repo, outs: Sequence[Outgoing]) -> int:
     """Put replies into the outbox (caller's transaction); skips inactive identities."""
-    n = 0
     inactive: dict[int, bool] = {}
+    rows = []
     for o in outs:
         if o.identity_id is not None:
             if o.identity_id not in inactive:
@@ -36,18 +36,19 @@ def write_outgoing(repo: Repo, outs: Sequence[Outgoing]) -> int:
                 inactive[o.identity_id] = ident is not None and not ident.active
             if inactive[o.identity_id]:
                 continue
-        repo.enqueue(
-            channel=o.channel,
-            address=o.address,
-            payload=o.reply.to_payload(),
-            identity_id=o.identity_id,
-            kind=o.kind,
-            priority=o.priority,
-            meta=o.meta,
-            report_id=o.meta.get("report_id") if o.meta else None,
+        rows.append(
+            {
+                "channel": o.channel,
+                "address": o.address,
+                "payload": o.reply.to_payload(),
+                "identity_id": o.identity_id,
+                "kind": o.kind,
+                "priority": o.priority,
+                "meta": o.meta,
+                "report_id": o.meta.get("report_id") if o.meta else None,
+            }
         )
-        n += 1
-    return n
+    return repo.enqueue_many(rows)
 
 
 class Inbox:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 SAFETY = 0.97  # stay a little under the platform's ceiling so bursts never trip a 429
+WINDOW_MARGIN = 0.005  # seconds added to the dispatch window (clock and network jitter)
 
 
 class Pacer:
@@ -41,6 +44,15 @@ class Pacer:
         self.next_global = 0.0
         self.next_chat: dict[str, float] = {}
         self.paused_until = 0.0
+        # Dispatch gate: at most `win_count` requests leave in any `win_span` seconds, stamped
+        # right before the request (not when the row was picked), so a slow claim or a busy loop
+        # cannot bunch requests past the platform's sliding window (Telegram: 30 in any 1 s).
+        # One request under the platform's count per its window (30 per 1 s), so a request that
+        # arrives a little late or early still fits: 29 per 1.005 s = 0.96 of the ceiling.
+        rate = limits.global_per_s
+        self.win_count = max(1, math.floor(rate) - 1) if rate else 0
+        self.win_span = max(1, math.floor(rate)) / rate + WINDOW_MARGIN if rate else 0.0
+        self.dispatched: deque[float] = deque()
 
     def wait_for(self, address: str, now: float) -> float:
         """Seconds until a message to `address` may go (0 = now)."""
@@ -48,7 +60,9 @@ class Pacer:
         return max(0.0, t - now)
 
     def take(self, address: str, now: float) -> None:
-        self.next_global = max(self.next_global, now) + self.global_gap
+        # A send that starts late (a busy loop, a slow commit) lets the next one catch up, up to
+        # one gap of credit: in any second at most rate·safety + 2 messages, 79 of WhatsApp's 80.
+        self.next_global = max(self.next_global, now - self.global_gap) + self.global_gap
         if self.chat_gap:
             self.next_chat[address] = now + self.chat_gap
             if len(self.next_chat) > 50_000:  # forget chats whose gap has long passed
@@ -56,6 +70,29 @@ class Pacer:
 
     def pause(self, seconds: float, now: float) -> None:
         self.paused_until = max(self.paused_until, now + seconds)
+
+    def gate_wait(self, now: float) -> float:
+        """Seconds until one more request may leave (0 = now)."""
+        wait = self.paused_until - now
+        if self.win_count:
+            while self.dispatched and now - self.dispatched[0] >= self.win_span:
+                self.dispatched.popleft()
+            if len(self.dispatched) >= self.win_count:
+                wait = max(wait, self.dispatched[0] + self.win_span - now)
+        return max(0.0, wait)
+
+    async def gate(self, address: str) -> None:
+        """Wait for the dispatch window, then record the request (and the chat's next slot)."""
+        while True:
+            now = time.monotonic()
+            wait = self.gate_wait(now)
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        if self.win_count:
+            self.dispatched.append(now)
+        if self.chat_gap:
+            self.next_chat[address] = max(self.next_chat.get(address, 0.0), now + self.chat_gap)
 
 
 @dataclass
@@ -152,7 +189,10 @@ class Sender:
         skip: set[tuple[str, str]] = set()
         wait = 1.0
         room = self.concurrency - self._inflight
+        held: set[str] = set()  # channels whose global pace or pause lets nothing go now
         for row in self._cache:
+            if row.channel in held:
+                continue
             key = (row.channel, row.address)
             if key in skip or key in self._inflight_addr:
                 skip.add(key)
@@ -162,6 +202,10 @@ class Sender:
             w = pacer.wait_for(row.address, now)
             if w > 0:
                 wait = min(wait, w)
+                if max(pacer.next_global, pacer.paused_until) > now:
+                    held.add(row.channel)
+                    if len(held) == len(self.pacers):
+                        break  # don't walk the whole queue once per message
                 continue
             if room <= 0:
                 wait = min(wait, 0.005)
@@ -205,6 +249,7 @@ class Sender:
             meta=dict(row.meta or {}),
         )
         try:
+            await self.pacers[row.channel].gate(row.address)
             result = await asyncio.wait_for(transport.send(msg), timeout=60)
         except Exception as exc:  # a transport bug or timeout: retry later
             result = SendResult(status="retry", error=f"{type(exc).__name__}: {exc}"[:300])

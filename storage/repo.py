@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import bindparam, func, insert, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -255,25 +257,34 @@ class Repo:
     def inbox_accept_many(
         self, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
     ) -> int:
-        """Store a batch of (key, payload, sender_key); returns how many were new."""
+        """Store a batch of (key, payload, sender_key) in one statement; count of new ones.
+
+        `INSERT ... ON CONFLICT DO NOTHING` on the unique (channel, dedupe_key): a replayed
+        update is dropped by the database itself.
+        """
         if not items:
             return 0
-        keys = [k for k, _, _ in items]
-        seen = set(
-            self.s.exec(
-                select(InboxItem.dedupe_key).where(
-                    InboxItem.channel == channel, col(InboxItem.dedupe_key).in_(keys)
-                )
-            )
+        now = utcnow()
+        rows = [
+            {
+                "channel": channel,
+                "dedupe_key": key,
+                "sender_key": sender,
+                "payload": payload,
+                "received_at": now,
+                "attempts": 0,
+            }
+            for key, payload, sender in items
+        ]
+        dialect = self.s.get_bind().dialect.name
+        insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = (
+            insert_fn(InboxItem)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
+            .returning(col(InboxItem.id))
         )
-        new = 0
-        for key, payload, sender in items:
-            if key in seen:
-                continue
-            seen.add(key)
-            if self.inbox_accept(channel, key, payload, sender):
-                new += 1
-        return new
+        return len(self.s.execute(stmt).all())
 
     def inbox_pending(self, limit: int = 100) -> list[InboxItem]:
         q = (
@@ -361,6 +372,50 @@ class Repo:
         self.s.add(item)
         self.s.flush()
         return item
+
+    def enqueue_many(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert many outbox rows in one statement (keys as in `enqueue`)."""
+        if not rows:
+            return 0
+        now = utcnow()
+        values = [
+            {
+                "channel": r["channel"],
+                "address": r["address"],
+                "identity_id": r.get("identity_id"),
+                "kind": r.get("kind", "reply"),
+                "priority": r.get("priority", 50),
+                "payload": r["payload"],
+                "meta": r.get("meta") or {},
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": r.get("not_before") or now,
+                "broadcast_id": r.get("broadcast_id"),
+                "report_id": r.get("report_id"),
+                "created_at": now,
+            }
+            for r in rows
+        ]
+        self.s.execute(insert(OutboxItem), values)
+        return len(values)
+
+    def outbox_record(self, results: Sequence[dict[str, Any]]) -> None:
+        """Mark many rows sent in one executemany: dicts with `b_id` and `b_msg`."""
+        if not results:
+            return
+        stmt = (
+            update(OutboxItem)
+            .where(col(OutboxItem.id) == bindparam("b_id"))
+            .values(
+                state="sent",
+                platform_message_id=bindparam("b_msg"),
+                sent_at=bindparam("b_at"),
+                attempts=col(OutboxItem.attempts) + 1,
+                error=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        self.s.connection().execute(stmt, list(results))
 
     def outbox_due(
         self,

@@ -171,6 +171,7 @@ class TelegramChannel:
         self._inbox: InboxSink | None = None
         self._poller: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._side_tasks: set[asyncio.Task[None]] = set()
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self, inbox: InboxSink) -> None:
@@ -327,8 +328,10 @@ class TelegramChannel:
     async def _from_callback(self, update: Update) -> list[Inbound]:
         cq = update.callback_query
         assert cq is not None
-        with contextlib.suppress(Exception):  # always stop the button's spinner
-            await self.bot.answer_callback_query(cq.id)
+        # Always stop the button's spinner, without making the person's update wait for it.
+        task = asyncio.create_task(self._answer_callback(cq.id))
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
         msg = cq.message
         chat_id = str(msg.chat.id) if msg is not None else str(cq.from_user.id)
         chat_type: Literal["private", "group"] = (
@@ -346,6 +349,10 @@ class TelegramChannel:
                 language_hint=cq.from_user.language_code,
             )
         ]
+
+    async def _answer_callback(self, query_id: str) -> None:
+        with contextlib.suppress(Exception):  # an old query (after a restart) may be refused
+            await self.bot.answer_callback_query(query_id)
 
     async def _photo_inbound(
         self, sizes: list[Any], caption: str | None, base: dict[str, Any]
