@@ -104,6 +104,7 @@ class InboxWorker:
         *,
         parallel: int = 4,
         max_attempts: int = 3,
+        group: int = 50,
     ) -> None:
         self.db = db
         self.inbox = inbox
@@ -113,6 +114,7 @@ class InboxWorker:
         self.on_outbox = on_outbox
         self.parallel = parallel
         self.max_attempts = max_attempts
+        self.group = group  # items per round (one transaction)
         self.handled = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -137,19 +139,75 @@ class InboxWorker:
             ]
 
     async def _run_batch(self, items: list[tuple[int, str, dict[str, Any], str | None]]) -> None:
+        """Handle a batch in rounds: each round takes the oldest item of every sender.
+
+        A round is one transaction (a group commit) with a savepoint per item, so one
+        failing update rolls back alone; one sender's updates never share a round, so they
+        stay in order.
+        """
         lanes: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
         for item_id, channel, payload, sender in items:
             lane = f"{channel}:{sender}" if sender else f"item:{item_id}"
             lanes.setdefault(lane, []).append((item_id, channel, payload))
-        sem = asyncio.Semaphore(self.parallel)
+        while lanes:
+            heads = [(lane, queue[0]) for lane, queue in list(lanes.items())[: self.group]]
+            read = await asyncio.gather(*(self._read(item) for _lane, item in heads))
+            batch = [
+                (item[0], events)
+                for (_lane, item), events in zip(heads, read, strict=True)
+                if events is not None
+            ]
+            failed = await asyncio.to_thread(self._commit_group, batch) if batch else {}
+            wrote = False
+            for (lane, item), events in zip(heads, read, strict=True):
+                item_id = item[0]
+                if events is None or item_id in failed:
+                    error = failed.get(item_id, "could not read the update")
+                    done = await asyncio.to_thread(
+                        self._record_failure, item_id, error, events or []
+                    )
+                    wrote = True
+                    if not done:
+                        del lanes[lane]  # keep this sender's order: retry from here next time
+                        continue
+                else:
+                    self.handled += 1
+                    wrote = wrote or bool(events)
+                lanes[lane].pop(0)
+                if not lanes[lane]:
+                    del lanes[lane]
+            if wrote:
+                self.on_outbox()
 
-        async def run_lane(lane_items: list[tuple[int, str, dict[str, Any]]]) -> None:
-            async with sem:
-                for item_id, channel, payload in lane_items:
-                    if not await self.handle_item(item_id, channel, payload):
-                        break  # keep this sender's order: retry from here next round
+    async def _read(self, item: tuple[int, str, dict[str, Any]]) -> list[Inbound] | None:
+        """The adapter's events for a stored update (media fetched); None if that failed."""
+        item_id, channel, payload = item
+        adapter = self.channels.get(channel)
+        if adapter is None:
+            await asyncio.to_thread(self._finish_without_channel, item_id, channel)
+            return []
+        try:
+            return await adapter.to_inbound(payload)
+        except Exception:  # an adapter bug must not stop the worker
+            log.exception("could not read inbox item %s", item_id)
+            return None
 
-        await asyncio.gather(*(run_lane(v) for v in lanes.values()))
+    def _commit_group(self, batch: list[tuple[int, list[Inbound]]]) -> dict[int, str]:
+        """One transaction for several items; returns {item_id: error} for those rolled back."""
+        failed: dict[int, str] = {}
+        with self.db.session() as s:
+            repo = Repo(s)
+            for item_id, events in batch:
+                try:
+                    with s.begin_nested():
+                        if not repo.inbox_take(item_id):
+                            continue  # already handled
+                        for ev in events:
+                            write_outgoing(repo, self.process(repo, ev))
+                except Exception as exc:
+                    log.exception("handling inbox item %s failed", item_id)
+                    failed[item_id] = repr(exc)
+        return failed
 
     async def handle_item(self, item_id: int, channel: str, payload: dict[str, Any]) -> bool:
         """Handle one stored update; False if it failed and stays pending."""
