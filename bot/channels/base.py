@@ -83,7 +83,9 @@ class InboxSink(Protocol):
 
 class Channel(Protocol):
     name: str
-    transport: Transport
+
+    @property
+    def transport(self) -> Transport: ...
 
     async def start(self, inbox: InboxSink) -> None:
         """Begin receiving (start polling, set webhook); must return promptly."""
