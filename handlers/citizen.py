@@ -18,9 +18,11 @@ from typing import Any
 
 from babel.dates import format_datetime
 
+from bot.i18n import N_
 from handlers.core import Ctx, Gettext, Registry
 from handlers.events import Choice, MediaRef, Reply
 from storage.models import STATUS_NEW, Photo, Report, ReportEvent
+from storage.work_repo import WorkRepo
 
 MIN_DESC = 5
 MAX_DESC = 2000
@@ -459,9 +461,21 @@ def review_card(ctx: Ctx, data: dict[str, Any]) -> tuple[str, tuple[Choice, ...]
         photos=len(data.get("photos") or []),
         opd=opd_label(city, opd),
     )
+    anonymous = bool(data.get("anonymous"))
+    if anonymous:
+        text += "\n\n" + _("🕶️ Anonymous: officers will not see who you are.")
+    elif ctx.person.share_contact:
+        text += "\n\n" + _("📇 Officers may see your name and contact to follow up.")
     return text, (
         Choice("rv:send", _("✅ Send")),
         Choice("rv:edit", _("✏️ Change")),
+        Choice("rv:anon", _("👤 Show my identity") if anonymous else _("🕶️ Send anonymously")),
+        Choice(
+            "rv:contact",
+            _("🚫 Keep my contact private")
+            if ctx.person.share_contact
+            else _("📇 Share my contact with officers"),
+        ),
         Choice("rv:cancel", _("❌ Cancel")),
     )
 
@@ -470,7 +484,19 @@ def _step_review(ctx: Ctx, data: dict[str, Any]) -> None:
     _ = ctx.gettext
     ev = ctx.event
     if ev.kind == "choice" and ev.choice == "rv:send":
+        # e.g. the duplicate check: a hook that returns True took over the conversation
+        if any(check(ctx, data) for check in ctx.svc.extra.get("before_submit", [])):
+            return
         submit(ctx, data)
+        return
+    if ev.kind == "choice" and ev.choice == "rv:anon":
+        data["anonymous"] = not data.get("anonymous")
+        ctx.set_state("report.review", data)
+        ctx.reply(*review_card(ctx, data))
+        return
+    if ev.kind == "choice" and ev.choice == "rv:contact":
+        WorkRepo(ctx.repo).set_share_contact(ctx.person, not ctx.person.share_contact)
+        ctx.reply(*review_card(ctx, data))
         return
     if ev.kind == "choice" and ev.choice == "rv:cancel":
         ctx.clear_state()
@@ -689,6 +715,17 @@ def cmd_status(ctx: Ctx) -> None:
     ctx.reply(status_card(ctx, report))
 
 
+EVENT_LABELS = {
+    "handover": N_("handed over"),
+    "reopened": N_("reopened"),
+    "proof": N_("proof photo added"),
+    "comment": N_("your comment"),
+    "confirmed": N_("confirmed as solved"),
+    "rating": N_("rating"),
+    "closed": N_("closed"),
+}
+
+
 def can_see_report(ctx: Ctx, report: Report) -> bool:
     if report.person_id == ctx.person.id:
         return True
@@ -713,6 +750,8 @@ def status_card(ctx: Ctx, report: Report) -> str:
         line = f"• {local_time(ctx, ev.created_at, ctx.lang)} – "
         if ev.kind == "created":
             line += _("report received")
+        elif ev.kind in EVENT_LABELS:
+            line += _(EVENT_LABELS[ev.kind])
         elif ev.status_to:
             line += status_label(_, ev.status_to)
         else:

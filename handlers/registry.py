@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from handlers import citizen
+from handlers import broadcast, citizen, feedback, officer, subscription
 from handlers.core import Registry
 
-MODULES = [citizen]
+MODULES = [citizen, officer, feedback, subscription, broadcast]
 
 
 def build_registry() -> Registry:

@@ -1,0 +1,626 @@
+"""Officers at work, by chat command (private chat or the OPD's queue group).
+
+    /daftar KODE              join as officer/head of an OPD (one-time invite code)
+    /hubungkan OPD            (group) make this group the OPD's queue (admin or OPD head)
+    /antrian [OPD]            open reports, oldest first, paged; ⏰ = overdue
+    /lihat KODE               the report card with buttons
+    /ambil KODE               assign to me
+    /proses KODE [catatan]    in progress (first response)
+    /selesai KODE catatan     resolved; a photo sent right after is the proof
+    /tolak KODE alasan        rejected
+    /alihkan KODE OPD alasan  hand over to another OPD
+    /catatan KODE teks        internal note (never shown to the citizen)
+    /statistik                admins: every OPD; heads: their OPD
+
+Buttons (``op:<action>:<report id>``) do the same.  Only officers of the owning OPD and admins
+may act; anyone else is refused and nothing changes.  Steps: ``officer.note`` (the note for a
+button, private chat) and ``officer.proof`` (the photo after /selesai).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.i18n import N_
+from handlers import cards
+from handlers import feedback as fb
+from handlers import workflow as wf
+from handlers.citizen import on_idle, opd_label, status_label
+from handlers.core import Ctx, Gettext, Registry, Services
+from handlers.events import Choice, Reply
+from handlers.notify import Notifier
+from storage.models import ROLE_ADMIN, ROLE_HEAD, ROLE_OFFICER, Report, Staff
+from storage.repo import Repo
+from storage.work_repo import WorkRepo
+
+MAX_NOTE = 1000
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+INVITE_DAYS = 7
+
+
+# --- invites ----------------------------------------------------------------------------------
+def hash_code(code: str) -> str:
+    norm = "".join(ch for ch in code.upper() if ch.isalnum())
+    return hashlib.sha256(norm.encode()).hexdigest()
+
+
+def create_invite(repo: Repo, opd: str, role: str, now: datetime, days: int = INVITE_DAYS) -> str:
+    """A new one-time code (only its hash is stored); returned once, to be handed over."""
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(12))
+    code = f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+    WorkRepo(repo).add_invite(hash_code(code), opd, role, now, now + timedelta(days=days))
+    return code
+
+
+def cmd_join(ctx: Ctx) -> None:
+    _ = ctx.gettext
+    if ctx.event.chat_type != "private":
+        ctx.reply(_("Please send /daftar in a private chat with me, not in a group."))
+        return
+    code = (ctx.event.args or "").strip()
+    if not code:
+        ctx.reply(_("Please write the invite code, for example: /daftar ABCD-EFGH-JKLM"))
+        return
+    work = WorkRepo(ctx.repo)
+    invite = work.invite_by_hash(hash_code(code[:40]))
+    now = ctx.svc.clock()
+    if invite is None or invite.used_at is not None or invite.expires_at <= now:
+        ctx.reply(_("This invite code is not valid (unknown, already used or expired)."))
+        return
+    assert ctx.person.id is not None
+    current = ctx.repo.staff(ctx.person.id)
+    if current is not None and current.role == ROLE_ADMIN:
+        ctx.reply(_("You are already an admin; an invite code is not needed."))
+        return
+    ctx.repo.set_staff(ctx.person.id, invite.role, invite.opd)
+    work.use_invite(invite, ctx.person.id, now)
+    role = _("OPD head") if invite.role == ROLE_HEAD else _("officer")
+    ctx.reply(
+        _("Welcome! You are now {role} of {opd}.").format(
+            role=role, opd=opd_label(ctx.svc.city, invite.opd)
+        )
+        + "\n\n"
+        + officer_help(_)
+    )
+
+
+def officer_help(_: Gettext) -> str:
+    return _(
+        "Officer commands:\n"
+        "/antrian – open reports of your OPD\n"
+        "/lihat CODE – one report\n"
+        "/ambil CODE – take it\n"
+        "/proses CODE [note] – in progress\n"
+        "/selesai CODE note – resolved (then send a photo as proof)\n"
+        "/tolak CODE reason – reject\n"
+        "/alihkan CODE OPD reason – hand over to another OPD\n"
+        "/catatan CODE text – internal note\n"
+        "/statistik – statistics (heads and admins)"
+    )
+
+
+# --- who is asking ----------------------------------------------------------------------------
+def _staff_or_refuse(ctx: Ctx) -> Staff | None:
+    """The asker's staff row, or None after a refusal (citizens, unlinked groups)."""
+    _ = ctx.gettext
+    staff = wf.staff_of(ctx.repo, ctx.person)
+    if staff is None or staff.role not in (ROLE_OFFICER, ROLE_HEAD, ROLE_ADMIN):
+        ctx.reply(_("Sorry, this command is only for OPD officers."))
+        return None
+    if ctx.event.chat_type == "group" and not _group_opds(ctx):
+        ctx.reply(
+            _(
+                "This group is not linked to an OPD. An admin or the OPD head can link it "
+                "with /hubungkan OPD."
+            )
+        )
+        return None
+    return staff
+
+
+def _group_opds(ctx: Ctx) -> list[str]:
+    if ctx.event.chat_type != "group" or not ctx.event.chat_id:
+        return []
+    groups = WorkRepo(ctx.repo).groups_of_chat(ctx.event.channel, ctx.event.chat_id)
+    return [g.opd for g in groups]
+
+
+def _report_for(ctx: Ctx, staff: Staff, code: str) -> Report | None:
+    """The report by code if this staff member may act on it; otherwise a refusal."""
+    _ = ctx.gettext
+    code = code.strip().upper()[:24]
+    report = ctx.repo.report_by_code(code) if code else None
+    if report is None:
+        ctx.reply(_("Report {code} was not found.").format(code=code or "-"))
+        return None
+    if not wf.can_act(staff, report):
+        ctx.reply(
+            _("Report {code} belongs to {opd}. Only its officers can act on it.").format(
+                code=report.code, opd=opd_label(ctx.svc.city, report.opd)
+            )
+        )
+        return None
+    return report
+
+
+def _actor(ctx: Ctx, staff: Staff) -> wf.Actor:
+    assert ctx.person.id is not None
+    return wf.Actor(ctx.person.id, staff.role)
+
+
+def _split(args: str, n: int) -> list[str]:
+    text = (args or "").strip()
+    parts = text.split(None, n - 1) if n > 1 else text.split()[:1]
+    return parts + [""] * (n - len(parts))
+
+
+# --- commands ---------------------------------------------------------------------------------
+def cmd_link_group(ctx: Ctx) -> None:
+    _ = ctx.gettext
+    if ctx.event.chat_type != "group" or not ctx.event.chat_id:
+        ctx.reply(_("Send /hubungkan OPD inside the Telegram group that should get the reports."))
+        return
+    staff = wf.staff_of(ctx.repo, ctx.person)
+    code = (ctx.event.args or "").strip().split(" ")[0].upper()[:20]
+    if not code or ctx.svc.city.opd(code) is None:
+        codes = ", ".join(o.code for o in ctx.svc.city.opds)
+        ctx.reply(
+            _("Please name the OPD, for example /hubungkan DLH. OPDs: {codes}").format(codes=codes)
+        )
+        return
+    allowed = staff is not None and (
+        staff.role == ROLE_ADMIN or (staff.role == ROLE_HEAD and staff.opd == code)
+    )
+    if not allowed:
+        ctx.reply(
+            _("Sorry, only an admin or the head of {opd} can link a group to it.").format(
+                opd=opd_label(ctx.svc.city, code)
+            )
+        )
+        return
+    WorkRepo(ctx.repo).link_group(
+        code, ctx.event.channel, ctx.event.chat_id, ctx.person.id, ctx.svc.clock()
+    )
+    ctx.reply(
+        _("This group is now the queue of {opd}. New reports will be posted here.").format(
+            opd=opd_label(ctx.svc.city, code)
+        )
+    )
+
+
+def _queue_scope(ctx: Ctx, staff: Staff, requested: str) -> str | None:
+    """OPD code to list, or "*" for all (admins); None after a refusal."""
+    _ = ctx.gettext
+    requested = requested.strip().upper()[:20]
+    if staff.role == ROLE_ADMIN:
+        if requested and requested != "*":
+            if ctx.svc.city.opd(requested) is None:
+                ctx.reply(_("Unknown OPD {opd}.").format(opd=requested))
+                return None
+            return requested
+        groups = _group_opds(ctx)
+        return groups[0] if groups else "*"
+    assert staff.opd is not None
+    if requested and requested not in ("*", staff.opd):
+        ctx.reply(
+            _("You can only see the queue of {opd}.").format(opd=opd_label(ctx.svc.city, staff.opd))
+        )
+        return None
+    return staff.opd
+
+
+def show_queue(ctx: Ctx, staff: Staff, scope: str, page: int) -> None:
+    _ = ctx.gettext
+    work = WorkRepo(ctx.repo)
+    opd = None if scope == "*" else scope
+    total = work.count_open(opd)
+    pages = max(1, (total + cards.QUEUE_PAGE - 1) // cards.QUEUE_PAGE)
+    page = min(max(0, page), pages - 1)
+    rows = work.open_reports(opd, limit=cards.QUEUE_PAGE, offset=page * cards.QUEUE_PAGE)
+    label = _("all OPDs") if opd is None else opd_label(ctx.svc.city, opd)
+    reply = cards.queue_page(
+        _, ctx.lang, ctx.svc, rows, page=page, total=total, scope=label, now=ctx.svc.clock()
+    )
+    # keep the scope in the paging buttons
+    choices = tuple(
+        Choice(f"{c.id}:{scope}", c.label) if c.id.startswith("op:q:") else c for c in reply.choices
+    )
+    ctx.reply(reply.text, choices)
+
+
+def cmd_queue(ctx: Ctx) -> None:
+    staff = _staff_or_refuse(ctx)
+    if staff is None:
+        return
+    scope = _queue_scope(ctx, staff, ctx.event.args or "")
+    if scope is not None:
+        show_queue(ctx, staff, scope, 0)
+
+
+def show_card(ctx: Ctx, report: Report) -> None:
+    _ = ctx.gettext
+    track = wf.ensure_track(ctx.repo, ctx.svc, report)
+    c = wf.card_input(ctx.repo, report, track)
+    assert report.id is not None
+    for ev in ctx.repo.events(report.id, include_internal=True)[-5:]:
+        what = status_label(_, ev.status_to) if ev.status_to else ev.kind
+        lock = "🔒 " if ev.internal else ""
+        c.notes.append(f"• {lock}{what}{': ' + ev.note[:150] if ev.note else ''}")
+    if c.notes:
+        c.notes.insert(0, "")
+    header = _("Report {code}").format(code=report.code)
+    reply = cards.card_reply(_, ctx.lang, ctx.svc, c, header, ctx.svc.clock())
+    ctx.reply(reply.text, reply.choices, photo=reply.photo)
+
+
+def cmd_view(ctx: Ctx) -> None:
+    _ = ctx.gettext
+    staff = _staff_or_refuse(ctx)
+    if staff is None:
+        return
+    code = _split(ctx.event.args, 1)[0]
+    if not code:
+        ctx.reply(_("Please write the report code, for example: /lihat PLU-2611-0042"))
+        return
+    report = _report_for(ctx, staff, code)
+    if report is not None:
+        show_card(ctx, report)
+
+
+def _open_or_refuse(ctx: Ctx, report: Report) -> bool:
+    if wf.is_open(report):
+        return True
+    _ = ctx.gettext
+    ctx.reply(
+        _("Report {code} is already {status}; it cannot be changed.").format(
+            code=report.code, status=status_label(_, report.status).lower()
+        )
+    )
+    return False
+
+
+def _tell_queue(ctx: Ctx, report: Report, build: Callable[[Gettext], str]) -> None:
+    """Keep the OPD's queue group informed of a change made elsewhere."""
+    group = WorkRepo(ctx.repo).queue_group(report.opd)
+    if group is None or group.chat_id == ctx.event.chat_id:
+        return
+    n = Notifier(ctx.repo, ctx.svc, ctx.out)
+    n.to_chat(
+        group.channel, group.chat_id, lambda _, lang: Reply(text=build(_)), report_id=report.id
+    )
+
+
+def _who(ctx: Ctx) -> str:
+    return ctx.person.display_name or "-"
+
+
+def do_take(ctx: Ctx, staff: Staff, report: Report) -> None:
+    _ = ctx.gettext
+    if not _open_or_refuse(ctx, report):
+        return
+    wf.take(Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff))
+    ctx.reply(_("Report {code} is now assigned to you.").format(code=report.code))
+    who = _who(ctx)
+    _tell_queue(
+        ctx,
+        report,
+        lambda _: _("Report {code} was taken by {name}.").format(code=report.code, name=who),
+    )
+
+
+def do_progress(ctx: Ctx, staff: Staff, report: Report, note: str) -> None:
+    _ = ctx.gettext
+    if not _open_or_refuse(ctx, report):
+        return
+    wf.set_in_progress(
+        Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff), note or None
+    )
+    ctx.reply(
+        _("Report {code} is in progress. The citizen has been told.").format(code=report.code)
+    )
+    _tell_queue(ctx, report, lambda _: _("Report {code} is in progress.").format(code=report.code))
+
+
+def do_resolve(ctx: Ctx, staff: Staff, report: Report, note: str) -> None:
+    _ = ctx.gettext
+    if not _open_or_refuse(ctx, report):
+        return
+    wf.resolve(Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff), note)
+    until = ctx.svc.clock() + timedelta(minutes=wf.config(ctx.svc).proof_minutes)
+    ctx.set_state("officer.proof", {"report_id": report.id, "until": until.isoformat()})
+    hint = (
+        _("Send a photo as proof now, in a private chat with me.")
+        if ctx.event.chat_type == "group"
+        else _("Send a photo as proof now (optional).")
+    )
+    ctx.reply(
+        _("Report {code} is resolved. The citizen has been told.").format(code=report.code)
+        + "\n"
+        + hint
+    )
+    _tell_queue(ctx, report, lambda _: _("Report {code} is resolved.").format(code=report.code))
+
+
+def do_reject(ctx: Ctx, staff: Staff, report: Report, reason: str) -> None:
+    _ = ctx.gettext
+    if not _open_or_refuse(ctx, report):
+        return
+    wf.reject(Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff), reason)
+    ctx.reply(_("Report {code} is rejected. The citizen has been told.").format(code=report.code))
+    _tell_queue(ctx, report, lambda _: _("Report {code} was rejected.").format(code=report.code))
+
+
+def do_hand_over(ctx: Ctx, staff: Staff, report: Report, to_opd: str, reason: str) -> None:
+    _ = ctx.gettext
+    if not _open_or_refuse(ctx, report):
+        return
+    to_opd = to_opd.upper()
+    if ctx.svc.city.opd(to_opd) is None:
+        codes = ", ".join(o.code for o in ctx.svc.city.opds)
+        ctx.reply(_("Unknown OPD {opd}. OPDs: {codes}").format(opd=to_opd, codes=codes))
+        return
+    if to_opd == report.opd:
+        ctx.reply(
+            _("Report {code} is already with {opd}.").format(
+                code=report.code, opd=opd_label(ctx.svc.city, to_opd)
+            )
+        )
+        return
+    from_opd = report.opd
+    wf.hand_over(Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff), to_opd, reason)
+    label = opd_label(ctx.svc.city, to_opd)
+    ctx.reply(
+        _("Report {code} was handed over to {opd}. The citizen has been told.").format(
+            code=report.code, opd=label
+        )
+    )
+    group = WorkRepo(ctx.repo).queue_group(from_opd)
+    if group is not None and group.chat_id != ctx.event.chat_id:
+        Notifier(ctx.repo, ctx.svc, ctx.out).to_chat(
+            group.channel,
+            group.chat_id,
+            lambda _, lang: Reply(
+                text=_("Report {code} was handed over to {opd}.").format(
+                    code=report.code, opd=label
+                )
+            ),
+            report_id=report.id,
+        )
+
+
+def do_note(ctx: Ctx, staff: Staff, report: Report, text: str) -> None:
+    _ = ctx.gettext
+    wf.add_note(Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff), text)
+    ctx.reply(_("Internal note added to report {code}.").format(code=report.code))
+
+
+def _command(
+    usage: str, nargs: int, needs_text: bool, action: Callable[..., None]
+) -> Callable[[Ctx], None]:
+    """A command `/x CODE [ARG] [text]`: checks role, report, permission, then acts."""
+
+    def handler(ctx: Ctx) -> None:
+        _ = ctx.gettext
+        staff = _staff_or_refuse(ctx)
+        if staff is None:
+            return
+        parts = _split(ctx.event.args, nargs)
+        if not parts[0] or (needs_text and not all(parts[1:])):
+            ctx.reply(_("Usage: {usage}").format(usage=_(usage)))
+            return
+        report = _report_for(ctx, staff, parts[0])
+        if report is None:
+            return
+        extra = [p[:MAX_NOTE] for p in parts[1:]]
+        action(ctx, staff, report, *extra)
+
+    return handler
+
+
+# --- buttons ----------------------------------------------------------------------------------
+def on_button(ctx: Ctx) -> None:
+    """`op:<action>:<report id>[:<arg>]`, `op:q:<page>:<scope>`."""
+    _ = ctx.gettext
+    parts = (ctx.event.choice or "").split(":")
+    action = parts[1] if len(parts) > 1 else ""
+    staff = _staff_or_refuse(ctx)
+    if staff is None:
+        return
+    if action == "q":
+        page = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0
+        scope = _queue_scope(ctx, staff, parts[3] if len(parts) > 3 else "")
+        if scope is not None:
+            show_queue(ctx, staff, scope, page)
+        return
+    rid = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0
+    found = ctx.repo.report(rid)
+    if found is None:
+        ctx.reply(_("That button is no longer active."))
+        return
+    report = _report_for(ctx, staff, found.code)
+    if report is None:
+        return
+    private = ctx.event.chat_type == "private"
+    if action == "lihat":
+        show_card(ctx, report)
+    elif action == "ambil":
+        do_take(ctx, staff, report)
+    elif action == "proses":
+        do_progress(ctx, staff, report, "")
+    elif action in ("selesai", "tolak") and not private:
+        usage = "/selesai {code} …" if action == "selesai" else "/tolak {code} …"
+        ctx.reply(_("Type: {command}").format(command=usage.format(code=report.code)))
+    elif action in ("selesai", "tolak"):
+        if _open_or_refuse(ctx, report):
+            ctx.set_state("officer.note", {"action": action, "report_id": report.id})
+            ask = (
+                _("Write the closing note for report {code}:")
+                if action == "selesai"
+                else _("Write the reason for rejecting report {code}:")
+            )
+            ctx.reply(ask.format(code=report.code))
+    elif action == "alihkan":
+        if not _open_or_refuse(ctx, report):
+            return
+        if not private:
+            ctx.reply(_("Type: {command}").format(command=f"/alihkan {report.code} OPD …"))
+            return
+        others = [o for o in ctx.svc.city.opds if o.code != report.opd]
+        ctx.reply(
+            _("Hand report {code} over to which OPD?").format(code=report.code),
+            tuple(Choice(f"op:ke:{report.id}:{o.code}", o.short) for o in others),
+        )
+    elif action == "ke" and private and len(parts) > 3:
+        if _open_or_refuse(ctx, report):
+            ctx.set_state(
+                "officer.note", {"action": "alihkan", "report_id": report.id, "opd": parts[3]}
+            )
+            ctx.reply(
+                _("Write the reason for the hand-over of report {code}:").format(code=report.code)
+            )
+    else:
+        ctx.reply(_("That button is no longer active."))
+
+
+# --- steps ------------------------------------------------------------------------------------
+def step_officer(ctx: Ctx) -> None:
+    step, data = ctx.state()
+    if step == "officer.proof":
+        _step_proof(ctx, data)
+    elif step == "officer.note":
+        _step_note(ctx, data)
+    else:
+        ctx.clear_state()
+        on_idle(ctx)
+
+
+def _step_proof(ctx: Ctx, data: dict[str, Any]) -> None:
+    _ = ctx.gettext
+    ev = ctx.event
+    until = datetime.fromisoformat(str(data.get("until")))
+    report = ctx.repo.report(int(data.get("report_id") or 0))
+    ctx.clear_state()
+    if ev.kind != "photo" or report is None or ctx.svc.clock() > until:
+        on_idle(ctx)  # not a proof photo: handle it as any other message
+        return
+    staff = wf.staff_of(ctx.repo, ctx.person)
+    if not wf.can_act(staff, report):
+        ctx.reply(_("Sorry, this command is only for OPD officers."))
+        return
+    if ev.photo is None:
+        ctx.reply(_("I could not use that photo. Please send it again."))
+        ctx.set_state("officer.proof", data)
+        return
+    assert staff is not None
+    wf.add_proof(Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff), ev.photo)
+    ctx.reply(
+        _("Proof photo saved and sent to the citizen of report {code}.").format(code=report.code)
+    )
+
+
+def _step_note(ctx: Ctx, data: dict[str, Any]) -> None:
+    _ = ctx.gettext
+    ev = ctx.event
+    report = ctx.repo.report(int(data.get("report_id") or 0))
+    staff = wf.staff_of(ctx.repo, ctx.person)
+    if report is None or staff is None or not wf.can_act(staff, report):
+        ctx.clear_state()
+        ctx.reply(_("That button is no longer active."))
+        return
+    text = (ev.text or "").strip()[:MAX_NOTE] if ev.kind == "text" else ""
+    if not text:
+        ctx.reply(_("Please write the note as text, or /batal to cancel."))
+        return
+    ctx.clear_state()
+    action = data.get("action")
+    if action == "selesai":
+        do_resolve(ctx, staff, report, text)
+    elif action == "tolak":
+        do_reject(ctx, staff, report, text)
+    elif action == "alihkan":
+        do_hand_over(ctx, staff, report, str(data.get("opd") or ""), text)
+
+
+# --- statistics -------------------------------------------------------------------------------
+def cmd_stats(ctx: Ctx) -> None:
+    _ = ctx.gettext
+    staff = wf.staff_of(ctx.repo, ctx.person)
+    if staff is None or staff.role not in (ROLE_ADMIN, ROLE_HEAD):
+        ctx.reply(_("Sorry, statistics are only for admins and OPD heads."))
+        return
+    if ctx.event.chat_type == "group" and not _group_opds(ctx):
+        ctx.reply(
+            _(
+                "This group is not linked to an OPD. An admin or the OPD head can link it "
+                "with /hubungkan OPD."
+            )
+        )
+        return
+    work = WorkRepo(ctx.repo)
+    cal = wf.config(ctx.svc).calendar
+    if staff.role == ROLE_ADMIN:
+        opds = [o.code for o in ctx.svc.city.opds]
+    else:
+        assert staff.opd is not None
+        opds = [staff.opd]
+    stats = []
+    rows = work.reports_with_track(None if staff.role == ROLE_ADMIN else staff.opd)
+    for code in opds:
+        mine = [(r, t) for r, t in rows if r.opd == code]
+        if mine or staff.role != ROLE_ADMIN:
+            stats.append(cards.compute_stats(code, mine, cal))
+    if not stats:
+        ctx.reply(_("No reports yet."))
+        return
+    ctx.reply(cards.stats_text(_, ctx.svc, stats))
+
+
+# --- wiring -----------------------------------------------------------------------------------
+def _created_hook(ctx: Ctx, report: Report) -> None:
+    wf.on_report_created(Notifier(ctx.repo, ctx.svc, ctx.out), report)
+
+
+def _staff_can_see(ctx: Ctx, report: Report) -> bool:
+    return wf.can_act(wf.staff_of(ctx.repo, ctx.person), report)
+
+
+def install_services(
+    svc: Services, *, duplicate_radius_m: float | None = None, duplicate_days: int | None = None
+) -> None:
+    """Hooks and settings this module needs in `Services.extra` (called by the app root)."""
+    cfg = wf.config(svc)
+    if duplicate_radius_m is not None:
+        cfg.duplicate_radius_m = duplicate_radius_m
+    if duplicate_days is not None:
+        cfg.duplicate_days = duplicate_days
+    for key, fn in (
+        ("on_report_created", _created_hook),
+        ("can_see_report", fb.can_follower_see),
+        ("can_see_report", _staff_can_see),
+        ("before_submit", fb.check_duplicate),
+    ):
+        hooks = svc.extra.setdefault(key, [])
+        if fn not in hooks:
+            hooks.append(fn)
+
+
+def register(reg: Registry) -> None:
+    reg.command("daftar", "join", group=True)(cmd_join)
+    reg.command("hubungkan", group=True)(cmd_link_group)
+    reg.command("antrian", "queue", group=True)(cmd_queue)
+    reg.command("lihat", group=True)(cmd_view)
+    reg.command("ambil", group=True)(_command(N_("/ambil CODE"), 1, False, do_take))
+    reg.command("proses", group=True)(_command(N_("/proses CODE [note]"), 2, False, do_progress))
+    reg.command("selesai", group=True)(_command(N_("/selesai CODE note"), 2, True, do_resolve))
+    reg.command("tolak", group=True)(_command(N_("/tolak CODE reason"), 2, True, do_reject))
+    reg.command("alihkan", group=True)(
+        _command(N_("/alihkan CODE OPD reason"), 3, True, do_hand_over)
+    )
+    reg.command("catatan", group=True)(_command(N_("/catatan CODE text"), 2, True, do_note))
+    reg.command("statistik", "stats", group=True)(cmd_stats)
+    reg.choices["op"] = on_button
+    reg.steps["officer"] = step_officer

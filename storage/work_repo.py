@@ -1,0 +1,256 @@
+"""SQL for the officers' work tables (storage/work_models.py), on the session of a `Repo`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from storage.models import (
+    OPEN_STATUSES,
+    STATUS_RESOLVED,
+    ChannelIdentity,
+    Person,
+    Report,
+    Staff,
+)
+from storage.repo import Repo
+from storage.work_models import (
+    Invite,
+    NoticeLog,
+    QueueGroup,
+    ReportFollower,
+    ReportTrack,
+)
+
+EARTH_RADIUS_M = 6_371_000.0
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+class WorkRepo:
+    """Queries for invites, queue groups, followers, tracking and one-time notices."""
+
+    def __init__(self, repo_or_session: Repo | Session) -> None:
+        self.s: Session = (
+            repo_or_session.s if isinstance(repo_or_session, Repo) else repo_or_session
+        )
+
+    # --- invites ------------------------------------------------------------------------------
+    def add_invite(
+        self, code_hash: str, opd: str, role: str, now: datetime, expires: datetime
+    ) -> Invite:
+        inv = Invite(code_hash=code_hash, opd=opd, role=role, created_at=now, expires_at=expires)
+        self.s.add(inv)
+        self.s.flush()
+        return inv
+
+    def invite_by_hash(self, code_hash: str) -> Invite | None:
+        return self.s.exec(select(Invite).where(Invite.code_hash == code_hash)).first()
+
+    def use_invite(self, invite: Invite, person_id: int, now: datetime) -> None:
+        invite.used_at = now
+        invite.used_by_person_id = person_id
+        self.s.add(invite)
+
+    def set_share_contact(self, person: Person, value: bool) -> None:
+        """The citizen's consent to show their name and contact to officers."""
+        person.share_contact = value
+        self.s.add(person)
+
+    # --- staff --------------------------------------------------------------------------------
+    def staff_people(
+        self, opd: str | None = None, roles: Sequence[str] | None = None
+    ) -> list[tuple[Staff, Person]]:
+        q = select(Staff, Person).where(Staff.person_id == Person.id)
+        if opd is not None:
+            q = q.where(Staff.opd == opd)
+        if roles:
+            q = q.where(col(Staff.role).in_(list(roles)))
+        return [(st, p) for st, p in self.s.exec(q.order_by(col(Staff.opd), col(Staff.id)))]
+
+    def identities(self, person_id: int) -> list[ChannelIdentity]:
+        q = select(ChannelIdentity).where(ChannelIdentity.person_id == person_id)
+        return list(self.s.exec(q.order_by(col(ChannelIdentity.id))))
+
+    # --- queue groups ------------------------------------------------------------------------
+    def queue_group(self, opd: str) -> QueueGroup | None:
+        return self.s.get(QueueGroup, opd)
+
+    def groups_of_chat(self, channel: str, chat_id: str) -> list[QueueGroup]:
+        q = select(QueueGroup).where(QueueGroup.channel == channel, QueueGroup.chat_id == chat_id)
+        return list(self.s.exec(q.order_by(col(QueueGroup.opd))))
+
+    def link_group(
+        self, opd: str, channel: str, chat_id: str, person_id: int | None, now: datetime
+    ) -> QueueGroup:
+        row = self.s.get(QueueGroup, opd)
+        if row is None:
+            row = QueueGroup(opd=opd, channel=channel, chat_id=chat_id, linked_at=now)
+        row.channel, row.chat_id, row.linked_at = channel, chat_id, now
+        row.linked_by_person_id = person_id
+        self.s.add(row)
+        self.s.flush()
+        return row
+
+    # --- followers ---------------------------------------------------------------------------
+    def follow(self, report: Report, person_id: int, now: datetime) -> bool:
+        """Add a follower; the report's supporter count rises. False if already following."""
+        assert report.id is not None
+        if self.is_follower(report.id, person_id):
+            return False
+        try:
+            with self.s.begin_nested():
+                self.s.add(ReportFollower(report_id=report.id, person_id=person_id, created_at=now))
+        except IntegrityError:
+            return False
+        report.supporters += 1
+        self.s.add(report)
+        return True
+
+    def is_follower(self, report_id: int, person_id: int) -> bool:
+        q = select(ReportFollower.id).where(
+            ReportFollower.report_id == report_id, ReportFollower.person_id == person_id
+        )
+        return self.s.exec(q).first() is not None
+
+    def followers(self, report_id: int) -> list[int]:
+        q = select(ReportFollower.person_id).where(ReportFollower.report_id == report_id)
+        return list(self.s.exec(q.order_by(col(ReportFollower.id))))
+
+    # --- tracking -----------------------------------------------------------------------------
+    def track(self, report_id: int) -> ReportTrack | None:
+        return self.s.get(ReportTrack, report_id)
+
+    def save(self, *rows: object) -> None:
+        for row in rows:
+            self.s.add(row)
+        self.s.flush()
+
+    def open_reports(
+        self, opd: str | None, *, limit: int = 10, offset: int = 0
+    ) -> list[tuple[Report, ReportTrack | None]]:
+        """Open reports (baru, diproses), oldest first; `opd=None` means every OPD."""
+        q = (
+            select(Report, ReportTrack)
+            .join(ReportTrack, col(ReportTrack.report_id) == col(Report.id), isouter=True)
+            .where(col(Report.status).in_(list(OPEN_STATUSES)))
+        )
+        if opd is not None:
+            q = q.where(Report.opd == opd)
+        q = q.order_by(col(Report.created_at), col(Report.id)).offset(offset).limit(limit)
+        return [(r, t) for r, t in self.s.exec(q)]
+
+    def count_open(self, opd: str | None) -> int:
+        q = (
+            select(func.count())
+            .select_from(Report)
+            .where(col(Report.status).in_(list(OPEN_STATUSES)))
+        )
+        if opd is not None:
+            q = q.where(Report.opd == opd)
+        return int(self.s.exec(q).one())
+
+    def open_tracked(self) -> list[tuple[Report, ReportTrack]]:
+        """Every open report with its tracking row (for the SLA sweep)."""
+        q = (
+            select(Report, ReportTrack)
+            .where(col(ReportTrack.report_id) == col(Report.id))
+            .where(col(Report.status).in_(list(OPEN_STATUSES)))
+            .order_by(col(Report.id))
+        )
+        return [(r, t) for r, t in self.s.exec(q)]
+
+    def awaiting_feedback(self) -> list[tuple[Report, ReportTrack]]:
+        """Resolved reports whose citizen has not answered "is it solved?" and not closed."""
+        q = (
+            select(Report, ReportTrack)
+            .where(col(ReportTrack.report_id) == col(Report.id))
+            .where(Report.status == STATUS_RESOLVED)
+            .where(col(ReportTrack.closed_at).is_(None))
+            .where(col(ReportTrack.feedback_asked_at).is_not(None))
+            .where(col(ReportTrack.feedback).is_(None))
+            .order_by(col(Report.id))
+        )
+        return [(r, t) for r, t in self.s.exec(q)]
+
+    def reports_with_track(self, opd: str | None) -> list[tuple[Report, ReportTrack | None]]:
+        q = select(Report, ReportTrack).join(
+            ReportTrack, col(ReportTrack.report_id) == col(Report.id), isouter=True
+        )
+        if opd is not None:
+            q = q.where(Report.opd == opd)
+        return [(r, t) for r, t in self.s.exec(q.order_by(col(Report.id)))]
+
+    def created_between(self, opd: str, start: datetime, end: datetime) -> int:
+        q = (
+            select(func.count())
+            .select_from(Report)
+            .where(Report.opd == opd, col(Report.created_at) >= start, col(Report.created_at) < end)
+        )
+        return int(self.s.exec(q).one())
+
+    def resolved_between(self, opd: str, start: datetime, end: datetime) -> int:
+        q = (
+            select(func.count())
+            .select_from(Report)
+            .where(
+                Report.opd == opd,
+                Report.status == STATUS_RESOLVED,
+                col(Report.resolved_at) >= start,
+                col(Report.resolved_at) < end,
+            )
+        )
+        return int(self.s.exec(q).one())
+
+    # --- duplicates ---------------------------------------------------------------------------
+    def nearby_open(
+        self,
+        category: str,
+        lat: float,
+        lon: float,
+        *,
+        radius_m: float,
+        since: datetime,
+    ) -> list[tuple[Report, float]]:
+        """Open reports of a category within `radius_m` created since `since`, nearest first."""
+        dlat = radius_m / 111_320.0
+        dlon = radius_m / (111_320.0 * max(0.01, math.cos(math.radians(lat))))
+        q = select(Report).where(
+            Report.category == category,
+            col(Report.status).in_(list(OPEN_STATUSES)),
+            col(Report.created_at) >= since,
+            col(Report.lat).between(lat - dlat, lat + dlat),
+            col(Report.lon).between(lon - dlon, lon + dlon),
+        )
+        found = []
+        for r in self.s.exec(q):
+            if r.lat is None or r.lon is None:
+                continue
+            d = distance_m(lat, lon, r.lat, r.lon)
+            if d <= radius_m:
+                found.append((r, d))
+        found.sort(key=lambda x: x[1])
+        return found
+
+    # --- one-time notices ---------------------------------------------------------------------
+    def claim_notice(self, key: str, now: datetime) -> bool:
+        """True the first time a key is claimed (then the notice is sent in this transaction)."""
+        if self.s.get(NoticeLog, key) is not None:
+            return False
+        try:
+            with self.s.begin_nested():
+                self.s.add(NoticeLog(key=key[:120], created_at=now))
+        except IntegrityError:
+            return False
+        return True
