@@ -28,7 +28,12 @@ from bot.channels.wa_render import (
     render_reply,
 )
 from bot.channels.wa_webhook import signature_ok
-from bot.channels.whatsapp import GraphBaseTransport, WhatsAppChannel, parse_command
+from bot.channels.whatsapp import (
+    RATE_MARGIN,
+    GraphBaseTransport,
+    WhatsAppChannel,
+    parse_command,
+)
 from bot.config import Settings, SettingsError, load_settings
 from bot.media import MediaStore
 from handlers.events import Choice, Inbound, Reply
@@ -372,9 +377,31 @@ async def test_location_button_and_list_replies(harness: Harness) -> None:
     assert (lst.kind, lst.choice) == ("choice", "kel:7271011001")
 
 
-async def test_unsupported_types_map_to_nothing(harness: Harness) -> None:
-    evs = await harness.deliver(webhook_body({"type": "sticker", "sticker": {"id": "9"}}))
-    assert evs == []
+async def test_unsupported_types_get_the_steps_hint(harness: Harness) -> None:
+    """Stickers, voice notes, documents …: an empty text (the core answers with a hint)."""
+    evs = await harness.deliver(
+        webhook_body(
+            {"type": "sticker", "sticker": {"id": "9", "mime_type": "image/webp"}},
+            {"type": "audio", "audio": {"id": "10", "mime_type": "audio/ogg", "voice": True}},
+            {"type": "document", "document": {"id": "11", "mime_type": "application/pdf"}},
+            {"type": "unsupported", "errors": [{"code": 131051}]},
+        )
+    )
+    assert [(e.kind, e.text, e.external_id) for e in evs] == [("text", "", WA_ID)] * 4
+
+
+async def test_reactions_and_system_messages_get_no_answer(harness: Harness) -> None:
+    reaction = {"type": "reaction", "reaction": {"message_id": "wamid.X", "emoji": "👍"}}
+    system = {"type": "system", "system": {"body": "number changed", "type": "user_changed"}}
+    assert await harness.deliver(webhook_body(reaction, system)) == []
+
+
+async def test_image_sent_as_document_is_a_photo(harness: Harness) -> None:
+    media_id = harness.graph.add_media(jpeg_with_exif(), "image/jpeg")
+    doc = {"id": media_id, "mime_type": "image/jpeg", "filename": "x.jpg", "caption": "Got"}
+    [ev] = await harness.deliver(webhook_body({"type": "document", "document": doc}))
+    assert ev.kind == "photo" and ev.photo is not None and ev.text == "Got"
+    assert not Image.open(harness.settings.media_dir / ev.photo.path).getexif()
 
 
 # ------------------------------------------------------------------ media
@@ -558,7 +585,8 @@ async def test_limits_come_from_settings(harness: Harness) -> None:
     channel: Channel = harness.channel  # mypy checks the protocol
     transport: Transport = channel.transport
     assert channel.name == transport.channel == "whatsapp"
-    assert harness.channel.transport.limits == RateLimits(80.0, 0)
+    # WHATSAPP_RATE less a margin for arrival jitter at Meta's side (see RATE_MARGIN)
+    assert harness.channel.transport.limits == RateLimits(80.0 * RATE_MARGIN, 0)
     assert harness.channel.transport.channel == "whatsapp"
 
 

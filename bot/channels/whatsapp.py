@@ -55,6 +55,10 @@ GRAPH_HOST = "graph.facebook.com"
 WINDOW = timedelta(hours=24)
 ALLOWED_IMAGE_MIMES = frozenset({"image/jpeg", "image/png", "image/webp"})
 MEDIA_ID_TTL = timedelta(days=25)  # uploaded media live 30 days on Meta's side
+RATE_MARGIN = 0.97
+# Message types that need no answer: reactions to our messages, system notices (number
+# changed), and the "user opened the chat" ping.
+SILENT_TYPES = frozenset({"reaction", "system", "request_welcome", "ephemeral"})
 
 T = TypeVar("T")
 LastInboundAt = Callable[[int], Awaitable[datetime | None] | datetime | None]
@@ -177,7 +181,9 @@ class WhatsAppTransport:
         self.translator = translator
         self.last_inbound_at = last_inbound_at
         self.clock = clock
-        self.limits = RateLimits(settings.whatsapp_rate, 0)
+        # Meta counts arrivals, and request timing jitters by tens of ms: keep a few messages
+        # per second of margin on top of the sender's own safety factor (0.97 · 0.97 ≈ 0.94).
+        self.limits = RateLimits(settings.whatsapp_rate * RATE_MARGIN, 0)
         self._uploaded: dict[str, tuple[str, datetime]] = {}  # sha256 → (media id, when)
 
     async def window_open(self, identity_id: int | None) -> bool | None:
@@ -299,6 +305,10 @@ class MediaFetcher:
         return await asyncio.to_thread(self.store.store_image, bytes(data), media_id)
 
 
+def _is_image(document: dict[str, Any]) -> bool:
+    return str(document.get("mime_type") or "").lower().startswith("image/")
+
+
 def parse_command(text: str, known: frozenset[str]) -> tuple[str, str] | None:
     """("status", "PLU-2611-0042") for "status PLU-2611-0042" or "/Status …"; None if no command."""
     parts = text.strip().split(maxsplit=1)
@@ -404,10 +414,16 @@ class WhatsAppChannel:
             return [Inbound(kind="location", lat=lat, lon=lon, text=text, **base)]
         if mtype == "image":
             return [await self._image(base, msg.get("image") or {})]
+        if mtype == "document" and _is_image(msg.get("document") or {}):
+            return [await self._image(base, msg.get("document") or {})]  # a photo sent as file
         if mtype in ("interactive", "button"):
             return await self._choice(base, msg)
-        log.info("whatsapp message type %r ignored", mtype)
-        return []
+        if mtype in SILENT_TYPES:
+            log.info("whatsapp message type %r ignored", mtype)
+            return []
+        # Stickers, voice notes, documents, contacts, "unsupported" …: an empty text, so the
+        # core answers with the current step's hint instead of leaving the person unanswered.
+        return [Inbound(kind="text", text="", **base)]
 
     def _text(self, base: dict[str, Any], text: str) -> Inbound:
         text = text[:MAX_TEXT]
