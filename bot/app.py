@@ -18,12 +18,14 @@ from bot.config import Settings
 from bot.geo import AreaIndex
 from bot.http import HttpServer, RouteInstaller, build_web_app
 from bot.i18n import I18n
-from bot.inbox import Inbox, InboxWorker
+from bot.inbox import Inbox, InboxWorker, write_outgoing
 from bot.media import MediaStore
 from bot.scheduler import Scheduler
 from bot.sender import Sender
+from handlers import sla_jobs
 from handlers.core import Registry, Services, handle
 from handlers.events import Inbound, Outgoing, Reply
+from handlers.officer import install_services as install_officer_services
 from handlers.registry import build_registry
 from storage.db import Database, upgrade, utcnow
 from storage.repo import Repo
@@ -31,6 +33,7 @@ from storage.repo import Repo
 log = logging.getLogger(__name__)
 
 INBOX_KEEP_DAYS = 14  # WhatsApp redelivers for up to 7 days; keep the keys longer
+SLA_SWEEP_SECONDS = 300  # deadlines are in working days: a 5-minute sweep is plenty
 
 
 def build_services(settings: Settings, db: Database, i18n: I18n, city: CityProfile) -> Services:
@@ -67,6 +70,8 @@ class App:
         self.media = MediaStore(settings.media_dir, settings.max_photo_bytes)
         self.services = build_services(settings, self.db, self.i18n, self.city)
         self.registry: Registry = build_registry()
+        # issue 3: officers, routing, SLA (handlers/officer.py, handlers/sla_jobs.py)
+        install_officer_services(self.services, duplicate_radius_m=settings.duplicate_radius_m)
         self.inbox = Inbox(self.db)
         self.channels: dict[str, Channel] = {}
         if settings.telegram_enabled:
@@ -90,6 +95,23 @@ class App:
             )
             wa.check_settings()  # no silent "signature checks off": refuse to start instead
             self.channels["whatsapp"] = wa
+        # issue 6: the web demo chat, a third adapter on the same core (demo mode only)
+        from bot.web.pages import Pages
+
+        self.pages = Pages(self.i18n)
+        if settings.demo_active:
+            from bot.channels.web import WebChannel
+
+            self.channels["web"] = WebChannel(
+                self.db,
+                self.media,
+                self.pages,
+                self.city,
+                default_locale=settings.default_locale,
+                tile_url=settings.map_tile_url,
+                tile_attribution=settings.map_tile_attribution,
+                leaflet_url=settings.leaflet_url,
+            )
         self.sender = Sender(
             self.db,
             {name: ch.transport for name, ch in self.channels.items()},
@@ -108,11 +130,17 @@ class App:
             ch.register_routes for ch in self.channels.values()
         ]
         self.background: list[Callable[[asyncio.Event], Any]] = []
+        self._install_open_side()  # issue 6: Open311, public map/dashboard, /metrics
         self.http: HttpServer | None = None
         self.started = asyncio.Event()
+        # issue 5: subscriptions, warnings, announcements (bot/alerts/wiring.py)
+        from bot.alerts.wiring import install_alerts
+
+        self.alerts = install_alerts(self)
 
     # --- the core, bound to this app's services ---------------------------------------------
     def process(self, repo: Repo, ev: Inbound) -> list[Outgoing]:
+        self.metrics.observe_inbound(ev.channel)
         return handle(repo, self.services, self.registry, ev)
 
     def apology(self, repo: Repo, ev: Inbound) -> list[Outgoing]:
@@ -170,18 +198,77 @@ class App:
             with self.db.session() as s:
                 repo = Repo(s)
                 ident = repo.identity("whatsapp", identity_key) if identity_key else None
+                person = repo.person(ident.person_id) if ident else None
                 repo.enqueue(
                     channel="whatsapp",
                     address=address,
                     payload=reply.to_payload(),
                     identity_id=ident.id if ident else None,
+                    # the "More" row and list button are labelled in the person's language
+                    meta={"lang": self.i18n.lang(person.language if person else None)},
                 )
 
         await asyncio.to_thread(write)
         self.sender.wake()
 
     def channel_status(self) -> dict[str, str]:
-        return {name: "up" for name in self.channels}
+        out = {}
+        for name, ch in self.channels.items():
+            status = getattr(ch, "status", None)
+            out[name] = str(status()) if callable(status) else "up"
+        return out
+
+    def _install_open_side(self) -> None:
+        """Open311 API, public map and dashboard, Prometheus metrics (issue 6)."""
+        from bot.metrics import Metrics
+        from bot.open311 import Open311, default_deadline
+        from bot.web import PublicWeb
+        from bot.web.warnings import table_provider
+
+        settings = self.settings
+        deadline = self.services.extra.get("sla_deadline") or default_deadline(self.city)
+        from_tables = table_provider(self.db, self.services.clock)
+        self.open311 = Open311(
+            self.db,
+            self.services,
+            self.media,
+            max_page_size=settings.open311_max_page_size,
+            public_base_url=settings.public_base_url,
+            on_outbox=self.sender.wake,
+            deadline=deadline,
+        )
+        self.public_web = PublicWeb(
+            self.db,
+            self.services,
+            self.pages,
+            deadline=deadline,
+            # looked up on each call: the warnings module may register its own later
+            warnings=lambda: (self.services.extra.get("public_warnings") or from_tables)(),
+            tile_url=settings.map_tile_url,
+            tile_attribution=settings.map_tile_attribution,
+            leaflet_url=settings.leaflet_url,
+            demo="web" in self.channels,
+        )
+        self.metrics = Metrics(
+            self.db,
+            sender_stats=lambda: self.sender.stats,
+            channel_status=self.channel_status,
+            deadline=deadline,
+            clock=self.services.clock,
+        )
+        self.route_installers += [
+            self.open311.install,
+            self.public_web.install,
+            self.metrics.install,
+        ]
+
+    def demo_url(self) -> str | None:
+        """Where the demo chat is, once the HTTP server listens (None without the demo)."""
+        if "web" not in self.channels or self.http is None:
+            return None
+        host = self.settings.http_host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        return f"http://{shown}:{self.http.port}/demo"
 
     # --- housekeeping -------------------------------------------------------------------------
     async def purge_inbox(self) -> None:
@@ -192,6 +279,17 @@ class App:
         n = await asyncio.to_thread(purge)
         if n:
             log.info("inbox: forgot %d old updates", n)
+
+    async def sla_sweep(self) -> None:
+        """Deadline reminders, escalations, auto-close and daily summaries (state in the DB)."""
+
+        def sweep() -> int:
+            with self.db.session() as s:
+                repo = Repo(s)
+                return write_outgoing(repo, sla_jobs.sweep(repo, self.services))
+
+        if await asyncio.to_thread(sweep):
+            self.sender.wake()
 
     # --- running ----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -205,6 +303,7 @@ class App:
         tasks += [asyncio.create_task(fn(stop)) for fn in self.background]
         if self.settings.scheduler_enabled:
             self.scheduler.every(3600, self.purge_inbox, "inbox.purge")
+            self.scheduler.every(SLA_SWEEP_SECONDS, self.sla_sweep, "sla.sweep")
             await self.scheduler.start()
         for ch in self.channels.values():
             await ch.start(self.inbox)

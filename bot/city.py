@@ -120,6 +120,36 @@ class Override(_Model):
     opd: str
 
 
+class SensorMessage(_Model):
+    """The warning text for one level, per language; placeholders: {name} {value} {unit}
+    {level} {source}."""
+
+    id: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class SensorConfig(_Model):
+    """A water-level sensor (issue 5): thresholds in raw units with their source and date."""
+
+    id: str = Field(pattern=KEY_RE.pattern)
+    name: str = Field(min_length=1)
+    location: LatLon  # (lat, lon)
+    unit: str = "m"
+    thresholds: dict[str, float]  # waspada / siaga / awas lower bounds
+    thresholds_source: str = Field(min_length=1)
+    thresholds_date: str = Field(min_length=4)
+    margin: float = Field(default=0.05, ge=0)
+    hold_minutes: float = Field(default=15.0, ge=0)
+    max_jump_per_min: float = Field(default=0.5, gt=0)
+    min_value: float = 0.0
+    max_value: float = 30.0
+    silent_minutes: float = Field(default=30.0, gt=0)
+    topic: str | None = None  # MQTT topic (default: lapor/sensors/<id>)
+    token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    audience_kelurahan: list[str] = Field(min_length=1)
+    messages: dict[str, SensorMessage]  # level -> text; "normal" is the all clear
+
+
 class CityProfile(_Model):
     city: CityInfo
     sla: Sla
@@ -129,6 +159,8 @@ class CityProfile(_Model):
     kelurahan: list[Kelurahan] = Field(min_length=1)
     landmarks: list[Landmark] = Field(alias="landmark", default_factory=list)
     overrides: list[Override] = Field(alias="override", default_factory=list)
+    sensors: list[SensorConfig] = Field(alias="sensor", default_factory=list)
+    quake_rules: list[dict[str, Any]] = Field(alias="quake_rule", default_factory=list)
 
     _opd: dict[str, Opd] = PrivateAttr(default_factory=dict)
     _cat: dict[str, Category] = PrivateAttr(default_factory=dict)
@@ -313,4 +345,14 @@ def check_city(profile: CityProfile) -> list[str]:
         for kec_code in rule.kecamatan:
             if profile.kecamatan_by_code(kec_code) is None:
                 add(f"{where}.kecamatan: unknown kecamatan {kec_code!r}")
+    for i, sensor in enumerate(profile.sensors):
+        where = f"sensor[{i}] ({sensor.id})"
+        for code in sensor.audience_kelurahan:
+            if profile.kelurahan_by_code(code) is None:
+                add(f"{where}.audience_kelurahan: unknown kelurahan {code!r}")
+        if not set(sensor.thresholds) <= {"waspada", "siaga", "awas"}:
+            add(f"{where}.thresholds: levels are waspada, siaga, awas")
+        for level in (*sensor.thresholds, "normal"):
+            if level not in sensor.messages:
+                add(f"{where}.messages: no text for {level!r}")
     return problems

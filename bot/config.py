@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     cities_dir: Path | None = Field(default=None, description="Folder with city profiles")
     default_locale: str = Field(default="id", pattern="^(id|en)$")
 
+    duplicate_radius_m: float = Field(
+        default=50.0, gt=0, le=1000, description="open report of the same category this close"
+    )
+
     # --- Telegram ------------------------------------------------------------------------
     telegram_bot_token: SecretStr | None = None
     telegram_api_base: str = "https://api.telegram.org"
@@ -68,10 +72,30 @@ class Settings(BaseSettings):
     bmkg_nowcast_rss_url: str | None = None
     bmkg_poll_seconds: float = Field(default=60.0, ge=1.0)
     public_base_url: str | None = None  # how others reach our HTTP server (CAP/Atom links)
+    bmkg_quake_max_age_minutes: float = Field(default=60.0, ge=1.0)
+    sensor_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict, description='JSON: {"benanga": "token"}; or token_sha256 in profile'
+    )
+    cap_api_key: SecretStr | None = None  # trusted CAP senders POST /cap with X-API-Key
+    alerts_enabled: bool = True  # fan-out, sensors, BMKG polling, CAP routes
+    broadcast_batch: int = Field(default=500, ge=1, le=10_000)
 
     # --- the bot's own HTTP server -------------------------------------------------------
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
+
+    # --- public web: Open311 API, map, dashboard, demo chat (issue 6) ----------------------
+    demo_enabled: bool | None = Field(
+        default=None, description="web demo chat at /demo; unset = on only with no other channel"
+    )
+    map_tile_url: str | None = Field(
+        default=None, description="map tiles, e.g. https://t.example/{z}/{x}/{y}.png; unset=none"
+    )
+    map_tile_attribution: str = "&copy; OpenStreetMap contributors"
+    leaflet_url: str | None = Field(
+        default=None, description="base URL of Leaflet (leaflet.js, leaflet.css); none = bundled"
+    )
+    open311_max_page_size: int = Field(default=500, ge=1, le=5000)
 
     # --- workers -------------------------------------------------------------------------
     scheduler_enabled: bool = True
@@ -103,6 +127,13 @@ class Settings(BaseSettings):
     @property
     def whatsapp_enabled(self) -> bool:
         return bool(self.whatsapp_token or self.whatsapp_phone_id)
+
+    @property
+    def demo_active(self) -> bool:
+        """The web demo runs when asked for, or when no real chat channel is configured."""
+        if self.demo_enabled is not None:
+            return self.demo_enabled
+        return not (self.telegram_enabled or self.whatsapp_enabled)
 
     @property
     def telegram_webhook_enabled(self) -> bool:

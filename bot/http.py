@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import text
 
 from storage.db import Database
 from storage.repo import Repo
@@ -19,10 +18,18 @@ RouteInstaller = Callable[[web.Application], None]
 
 
 def _db_health(db: Database) -> dict[str, Any]:
-    with db.session() as s:
-        s.execute(text("SELECT 1"))
+    from storage.api_repo import ApiRepo
+
+    with db.session() as s:  # any query proves the database answers
         backlog = Repo(s).outbox_pending_count()
-    return {"database": "ok", "outbox_backlog": backlog}
+        by_channel = ApiRepo(s).outbox_backlog_by_channel()
+        inbox_pending = ApiRepo(s).inbox_pending_count()
+    return {
+        "database": "ok",
+        "outbox_backlog": backlog,
+        "outbox_backlog_by_channel": by_channel,
+        "inbox_pending": inbox_pending,
+    }
 
 
 def build_web_app(
@@ -39,6 +46,7 @@ def build_web_app(
             log.warning("healthz: database check failed: %s", exc)
             return web.json_response({"ok": False, "database": "down"}, status=503)
         body["channels"] = channel_status()
+        body["channels_up"] = all(v == "up" for v in body["channels"].values())
         body["ok"] = True
         return web.json_response(body)
 

@@ -31,6 +31,7 @@ from storage.repo import Repo
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+LOAD_BATCH = 300  # due rows held in memory; a full reload (every second) costs ~0.07 ms a row
 SAFETY = 0.97  # stay a little under the platform's ceiling so bursts never trip a 429
 WINDOW_MARGIN = 0.005  # seconds added to the dispatch window (clock and network jitter)
 
@@ -162,7 +163,7 @@ class Sender:
     def _load_due(self, after_id: int | None = None) -> list[OutboxItem]:
         with self.db.session() as s:
             return Repo(s).outbox_due(
-                utcnow(), channels=list(self.transports), limit=1000, after_id=after_id
+                utcnow(), channels=list(self.transports), limit=LOAD_BATCH, after_id=after_id
             )
 
     async def _tick(self) -> float:
@@ -269,7 +270,9 @@ class Sender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._results_ready.wait(), timeout=0.5)
             self._results_ready.clear()
-            await asyncio.sleep(0.02)  # gather a few results per transaction
+            # Record at once: a crash between a send and its record means a duplicate, so the
+            # window stays as short as one commit (results that finish meanwhile share it).
+            await asyncio.sleep(0)
             await self._flush()
 
     async def _flush(self) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, inspect, text
@@ -296,3 +297,65 @@ def _parse_dt(value: Any) -> datetime:
     if isinstance(value, datetime):
         return _aware(value)
     return _aware(datetime.fromisoformat(str(value)))
+
+
+def public_warnings(s: Session, since: datetime) -> dict[str, Any]:
+    """{"warnings": [{headline, level, source, sent_at}], "sensors": [{id, level, value,
+    points: [[iso, value], ...]}]} from `published_warning`, `sensor_state` and
+    `sensor_level_change` when those tables exist."""
+    out: dict[str, Any] = {"warnings": [], "sensors": []}
+    names = set(inspect(s.connection()).get_table_names())
+    if "published_warning" in names:
+        rows = s.execute(
+            text(
+                "SELECT headline, level, source, sent_at FROM published_warning "
+                "WHERE sent_at >= :since ORDER BY sent_at DESC LIMIT 5"
+            ),
+            {"since": since},
+        )
+        for headline, level, source, sent_at in rows:
+            if str(level).lower() == "normal":
+                continue
+            out["warnings"].append(
+                {
+                    "headline": headline,
+                    "level": level,
+                    "source": source,
+                    "sent_at": _iso(sent_at),
+                }
+            )
+    if "sensor_state" in names:
+        points: dict[str, list[list[Any]]] = {}
+        if "sensor_level_change" in names:
+            changes = s.execute(
+                text(
+                    "SELECT sensor_id, value, reading_ts FROM sensor_level_change "
+                    "WHERE reading_ts >= :since ORDER BY reading_ts"
+                ),
+                {"since": since},
+            )
+            for sid, value, ts in changes:
+                points.setdefault(str(sid), []).append([_iso(ts), float(value)])
+        for sid, state in s.execute(text("SELECT sensor_id, state FROM sensor_state")):
+            data = state if isinstance(state, dict) else json.loads(state or "{}")
+            out["sensors"].append(
+                {
+                    "id": str(sid),
+                    "level": data.get("level"),
+                    "value": data.get("value", data.get("last_value")),
+                    "points": points.get(str(sid), [])[-200:],
+                }
+            )
+    return out
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        dt = datetime.fromisoformat(str(value))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.isoformat(timespec="seconds")

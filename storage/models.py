@@ -212,3 +212,9 @@ class ScheduledJob(SQLModel, table=True):
     done_at: datetime | None = None
     cancelled: bool = Field(default=False)
     error: str | None = Field(default=None, max_length=500)
+
+
+# The feature modules' tables register on the same metadata.
+import storage.alert_models  # noqa: E402  (issue 5: warnings, broadcasts)
+import storage.api_models  # noqa: E402  (issue 6: API keys, web demo mailbox)
+import storage.work_models  # noqa: E402, F401  (issue 3: officers, invites, SLA)

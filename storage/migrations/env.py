@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import storage.models  # noqa: F401  (registers the tables)
+import storage.models  # noqa: F401  (registers the core tables and the feature tables)
 from storage.db import make_engine
 
 config = context.config

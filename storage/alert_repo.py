@@ -1,0 +1,407 @@
+"""All SQL of warnings and announcements.  An `AlertRepo` wraps one session (= transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from storage.alert_models import (
+    BC_ACTIVE,
+    BC_CANCELLED,
+    BC_DONE,
+    BC_FANNING,
+    BC_QUEUED,
+    BC_SCHEDULED,
+    BC_SENDING,
+    Broadcast,
+    ProcessedEvent,
+    PublishedWarning,
+    SensorLevelChange,
+    SensorStateRow,
+    Subscriber,
+    Subscription,
+)
+from storage.db import utcnow
+from storage.models import ROLE_ADMIN, ChannelIdentity, OutboxItem, Person, ScheduledJob, Staff
+
+
+class AlertRepo:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    # --- subscriptions ----------------------------------------------------------------------
+    def subscriptions_of(self, person_id: int) -> list[Subscription]:
+        q = select(Subscription).where(Subscription.person_id == person_id)
+        return list(self.s.exec(q.order_by(col(Subscription.id))))
+
+    def subscriber(self, person_id: int) -> Subscriber | None:
+        return self.s.get(Subscriber, person_id)
+
+    def _subscriber_row(self, person_id: int) -> Subscriber:
+        row = self.s.get(Subscriber, person_id)
+        if row is None:
+            row = Subscriber(person_id=person_id, updated_at=utcnow())
+            self.s.add(row)
+        return row
+
+    def subscribe(self, person_id: int, kode_kel: str, source: str = "pick") -> bool:
+        """Add a kelurahan; False if the person already had it."""
+        exists = self.s.exec(
+            select(Subscription.id).where(
+                Subscription.person_id == person_id, Subscription.kode_kel == kode_kel
+            )
+        ).first()
+        if exists is not None:
+            return False
+        try:
+            with self.s.begin_nested():
+                self.s.add(
+                    Subscription(
+                        person_id=person_id, kode_kel=kode_kel, source=source, created_at=utcnow()
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def unsubscribe(self, person_id: int, kode_kel: str) -> bool:
+        row = self.s.exec(
+            select(Subscription).where(
+                Subscription.person_id == person_id, Subscription.kode_kel == kode_kel
+            )
+        ).first()
+        if row is None:
+            return False
+        self.s.delete(row)
+        return True
+
+    def unsubscribe_all(self, person_id: int) -> int:
+        """Forget every kelurahan and the home point; returns how many areas there were."""
+        rows = self.subscriptions_of(person_id)
+        for row in rows:
+            self.s.delete(row)
+        sub = self.s.get(Subscriber, person_id)
+        had_home = sub is not None and sub.home_lat is not None
+        if sub is not None:
+            sub.home_lat = sub.home_lon = None
+            sub.home_kel = None
+            sub.updated_at = utcnow()
+            self.s.add(sub)
+        return len(rows) + (1 if had_home else 0)
+
+    def set_home(self, person_id: int, lat: float, lon: float, kode_kel: str | None) -> None:
+        row = self._subscriber_row(person_id)
+        row.home_lat, row.home_lon, row.home_kel = lat, lon, kode_kel
+        row.updated_at = utcnow()
+        self.s.add(row)
+
+    def mark_offered(self, person_id: int) -> bool:
+        """Record the one-time offer after a first report; False if it was made before."""
+        row = self._subscriber_row(person_id)
+        if row.offered_at is not None:
+            return False
+        row.offered_at = utcnow()
+        row.updated_at = row.offered_at
+        self.s.add(row)
+        return True
+
+    def subscriber_page(
+        self, after_person_id: int, limit: int
+    ) -> list[tuple[int, list[str], tuple[float, float] | None]]:
+        """Subscribers with person id > `after_person_id`, in id order:
+        (person_id, kelurahan codes, home point)."""
+        ids_sub = select(Subscription.person_id).where(
+            col(Subscription.person_id) > after_person_id
+        )
+        ids_home = select(Subscriber.person_id).where(
+            col(Subscriber.person_id) > after_person_id, col(Subscriber.home_lat).is_not(None)
+        )
+        union = ids_sub.union(ids_home).subquery()
+        pid = union.c[0]
+        ids = [int(r[0]) for r in self.s.execute(select(pid).order_by(pid).limit(limit))]
+        if not ids:
+            return []
+        codes: dict[int, list[str]] = {i: [] for i in ids}
+        for person_id, kel in self.s.execute(
+            select(Subscription.person_id, Subscription.kode_kel).where(
+                col(Subscription.person_id).in_(ids)
+            )
+        ):
+            codes[int(person_id)].append(str(kel))
+        homes: dict[int, tuple[float, float]] = {}
+        for person_id, lat, lon in self.s.execute(
+            select(Subscriber.person_id, Subscriber.home_lat, Subscriber.home_lon).where(
+                col(Subscriber.person_id).in_(ids), col(Subscriber.home_lat).is_not(None)
+            )
+        ):
+            if lat is not None and lon is not None:
+                homes[int(person_id)] = (float(lat), float(lon))
+        return [(i, codes[i], homes.get(i)) for i in ids]
+
+    def recipients_of(self, person_ids: Sequence[int]) -> dict[int, tuple[str, list[Any]]]:
+        """person id → (language, active identities as (id, channel, address))."""
+        if not person_ids:
+            return {}
+        out: dict[int, tuple[str, list[Any]]] = {}
+        langs: dict[int, str] = {
+            int(pid): str(lang)
+            for pid, lang in self.s.execute(
+                select(Person.id, Person.language).where(col(Person.id).in_(list(person_ids)))
+            )
+        }
+        rows = self.s.execute(
+            select(
+                ChannelIdentity.person_id,
+                ChannelIdentity.id,
+                ChannelIdentity.channel,
+                ChannelIdentity.address,
+            )
+            .where(
+                col(ChannelIdentity.person_id).in_(list(person_ids)),
+                ChannelIdentity.active == True,  # noqa: E712
+            )
+            .order_by(col(ChannelIdentity.person_id), col(ChannelIdentity.id))
+        )
+        for person_id, ident_id, channel, address in rows:
+            lang = str(langs.get(person_id) or "id")
+            out.setdefault(int(person_id), (lang, []))[1].append((ident_id, channel, address))
+        return out
+
+    def add_outbox_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Bulk insert of outbox rows (fan-out); each dict has the OutboxItem columns."""
+        if rows:
+            self.s.execute(insert(OutboxItem), list(rows))
+
+    # --- broadcasts -----------------------------------------------------------------------
+    def add_broadcast(self, bc: Broadcast) -> Broadcast:
+        self.s.add(bc)
+        self.s.flush()
+        return bc
+
+    def broadcast(self, broadcast_id: int) -> Broadcast | None:
+        return self.s.get(Broadcast, broadcast_id)
+
+    def active_broadcasts(self) -> list[Broadcast]:
+        """Broadcasts whose fan-out is due: warnings first, then oldest."""
+        q = (
+            select(Broadcast)
+            .where(col(Broadcast.state).in_(BC_ACTIVE))
+            .order_by(col(Broadcast.priority), col(Broadcast.id))
+        )
+        return list(self.s.exec(q))
+
+    def broadcasts_in(self, states: Iterable[str]) -> list[Broadcast]:
+        q = select(Broadcast).where(col(Broadcast.state).in_(list(states)))
+        return list(self.s.exec(q.order_by(col(Broadcast.id))))
+
+    def recent_broadcasts(self, limit: int = 5) -> list[Broadcast]:
+        q = select(Broadcast).order_by(col(Broadcast.id).desc()).limit(limit)
+        return list(self.s.exec(q))
+
+    def advance_cursor(
+        self, broadcast_id: int, old_cursor: int, new_cursor: int, recipients: int, messages: int
+    ) -> bool:
+        """Move the fan-out cursor if nobody else did and the broadcast is still running.
+
+        The caller writes the batch's outbox rows in the same transaction and rolls back when
+        this returns False, so a batch is written exactly once.
+        """
+        now = utcnow()
+        res = self.s.execute(
+            update(Broadcast)
+            .where(
+                col(Broadcast.id) == broadcast_id,
+                col(Broadcast.cursor) == old_cursor,
+                col(Broadcast.state).in_(BC_ACTIVE),
+            )
+            .values(
+                cursor=new_cursor,
+                state=BC_FANNING,
+                recipients=col(Broadcast.recipients) + recipients,
+                messages=col(Broadcast.messages) + messages,
+                started_at=func.coalesce(col(Broadcast.started_at), now),
+            )
+        )
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    def finish_fanout(self, broadcast_id: int, cursor: int) -> bool:
+        res = self.s.execute(
+            update(Broadcast)
+            .where(
+                col(Broadcast.id) == broadcast_id,
+                col(Broadcast.cursor) == cursor,
+                col(Broadcast.state).in_(BC_ACTIVE),
+            )
+            .values(
+                state=BC_SENDING,
+                fanned_at=utcnow(),
+                started_at=func.coalesce(col(Broadcast.started_at), utcnow()),
+            )
+        )
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    def start_scheduled(self, broadcast_id: int) -> bool:
+        res = self.s.execute(
+            update(Broadcast)
+            .where(col(Broadcast.id) == broadcast_id, col(Broadcast.state) == BC_SCHEDULED)
+            .values(state=BC_QUEUED)
+        )
+        return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    def cancel_broadcast(self, broadcast_id: int) -> int | None:
+        """Stop a broadcast: its queued messages are cancelled, its schedule dropped.
+
+        Returns how many queued messages were cancelled, or None if it had already ended.
+        """
+        bc = self.s.get(Broadcast, broadcast_id)
+        if bc is None or bc.state in (BC_DONE, BC_CANCELLED):
+            return None
+        bc.state = BC_CANCELLED
+        bc.finished_at = utcnow()
+        self.s.add(bc)
+        if bc.job_id is not None:
+            job = self.s.get(ScheduledJob, bc.job_id)
+            if job is not None and job.done_at is None:
+                job.cancelled = True
+                self.s.add(job)
+        res = self.s.execute(
+            update(OutboxItem)
+            .where(col(OutboxItem.broadcast_id) == broadcast_id, col(OutboxItem.state) == "pending")
+            .values(state="cancelled", error="broadcast cancelled")
+        )
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+    def finish_sent_broadcasts(self) -> list[int]:
+        """`sending` broadcasts with nothing left in the outbox become `done`."""
+        done = []
+        for bc in self.broadcasts_in([BC_SENDING]):
+            assert bc.id is not None
+            left = self.s.exec(
+                select(func.count())
+                .select_from(OutboxItem)
+                .where(
+                    OutboxItem.broadcast_id == bc.id,
+                    or_(col(OutboxItem.state) == "pending", col(OutboxItem.state) == "sending"),
+                )
+            ).one()
+            if not left:
+                bc.state = BC_DONE
+                bc.finished_at = utcnow()
+                self.s.add(bc)
+                done.append(bc.id)
+        return done
+
+    def broadcast_counts(self, broadcast_id: int) -> dict[str, int]:
+        rows = self.s.exec(
+            select(OutboxItem.state, func.count())
+            .where(OutboxItem.broadcast_id == broadcast_id)
+            .group_by(OutboxItem.state)
+        )
+        return {str(state): int(n) for state, n in rows}
+
+    def broadcast_sent_since(self, broadcast_id: int, since: datetime) -> int:
+        return int(
+            self.s.exec(
+                select(func.count())
+                .select_from(OutboxItem)
+                .where(
+                    OutboxItem.broadcast_id == broadcast_id,
+                    OutboxItem.state == "sent",
+                    col(OutboxItem.sent_at) >= since,
+                )
+            ).one()
+        )
+
+    # --- sensors ------------------------------------------------------------------------------
+    def sensor_state(self, sensor_id: str) -> SensorStateRow | None:
+        return self.s.get(SensorStateRow, sensor_id)
+
+    def sensor_state_for_update(self, sensor_id: str, now: datetime) -> SensorStateRow:
+        """The row, locked for this transaction on PostgreSQL (created on first use)."""
+        row = self.s.exec(
+            select(SensorStateRow).where(SensorStateRow.sensor_id == sensor_id).with_for_update()
+        ).first()
+        if row is None:
+            try:
+                with self.s.begin_nested():
+                    row = SensorStateRow(
+                        sensor_id=sensor_id, state={}, monitoring_since=now, updated_at=now
+                    )
+                    self.s.add(row)
+            except IntegrityError:
+                return self.sensor_state_for_update(sensor_id, now)
+        return row
+
+    def save_sensor_state(self, row: SensorStateRow) -> None:
+        row.updated_at = utcnow()
+        self.s.add(row)
+
+    def add_level_change(self, change: SensorLevelChange) -> SensorLevelChange:
+        self.s.add(change)
+        self.s.flush()
+        return change
+
+    def level_changes(self, sensor_id: str | None = None) -> list[SensorLevelChange]:
+        q = select(SensorLevelChange)
+        if sensor_id is not None:
+            q = q.where(SensorLevelChange.sensor_id == sensor_id)
+        return list(self.s.exec(q.order_by(col(SensorLevelChange.id))))
+
+    # --- published warnings (CAP out) ------------------------------------------------------
+    def add_published_warning(self, row: PublishedWarning) -> PublishedWarning:
+        self.s.add(row)
+        self.s.flush()
+        return row
+
+    def published_warning(self, warning_id: int) -> PublishedWarning | None:
+        return self.s.get(PublishedWarning, warning_id)
+
+    def published_warnings(self, limit: int = 50) -> list[PublishedWarning]:
+        q = select(PublishedWarning).order_by(col(PublishedWarning.id).desc()).limit(limit)
+        return list(self.s.exec(q))
+
+    # --- outside events handled once ---------------------------------------------------------
+    def mark_processed(self, source: str, key: str, broadcast_id: int | None = None) -> bool:
+        """True the first time (source, key) is seen."""
+        if self.s.get(ProcessedEvent, (source, key)) is not None:
+            return False
+        try:
+            with self.s.begin_nested():
+                self.s.add(
+                    ProcessedEvent(
+                        source=source, key=key, broadcast_id=broadcast_id, created_at=utcnow()
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def is_processed(self, source: str, key: str) -> bool:
+        return self.s.get(ProcessedEvent, (source, key)) is not None
+
+    def processed_keys(self, source: str, limit: int = 1000) -> list[str]:
+        q = (
+            select(ProcessedEvent.key)
+            .where(ProcessedEvent.source == source)
+            .order_by(col(ProcessedEvent.created_at).desc())
+            .limit(limit)
+        )
+        return list(reversed(list(self.s.exec(q))))
+
+    # --- admins --------------------------------------------------------------------------------
+    def is_admin(self, person_id: int) -> bool:
+        row = self.s.exec(select(Staff).where(Staff.person_id == person_id)).first()
+        return row is not None and row.role == ROLE_ADMIN
+
+    def admin_person_ids(self) -> list[int]:
+        q = select(Staff.person_id).where(Staff.role == ROLE_ADMIN)
+        return [int(p) for p in self.s.exec(q.order_by(col(Staff.person_id)))]
+
+
+def minutes_ago(minutes: float) -> datetime:
+    return utcnow() - timedelta(minutes=minutes)
