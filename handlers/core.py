@@ -158,38 +158,6 @@ class Ctx:
             )
         )
 
-    def notify_person(
-        self,
-        person_id: int,
-        build: Callable[[Gettext, str], Reply],
-        *,
-        kind: str = "status",
-        priority: int = PRIORITY_REPLY,
-        report_id: int | None = None,
-    ) -> int:
-        """Queue a message to every active identity of a person, in their language."""
-        person = self.repo.person(person_id)
-        if person is None:
-            return 0
-        lang = self.svc.i18n.lang(person.language)
-        reply = build(self.gettext_for(lang), lang)
-        n = 0
-        for ident in self.repo.identities_of(person_id):
-            assert ident.id is not None
-            self.out.append(
-                Outgoing(
-                    channel=ident.channel,
-                    address=ident.address,
-                    identity_id=ident.id,
-                    reply=reply,
-                    priority=priority,
-                    kind=kind,
-                    meta={"lang": lang, "report_id": report_id} if report_id else {"lang": lang},
-                )
-            )
-            n += 1
-        return n
-
 
 def _valid_event(ev: Inbound) -> bool:
     if ev.kind == "location":
