@@ -27,15 +27,15 @@ Apology = Callable[[Repo, Inbound], list[Outgoing]]
 
 def write_outgoing(repo: Repo, outs: Sequence[Outgoing]) -> int:
     """Put replies into the outbox (caller's transaction); skips inactive identities."""
-    inactive: dict[int, bool] = {}
+    if not outs:
+        return 0
+    inactive = repo.inactive_identities(
+        list({o.identity_id for o in outs if o.identity_id is not None})
+    )
     rows = []
     for o in outs:
-        if o.identity_id is not None:
-            if o.identity_id not in inactive:
-                ident = repo.identity_by_id(o.identity_id)
-                inactive[o.identity_id] = ident is not None and not ident.active
-            if inactive[o.identity_id]:
-                continue
+        if o.identity_id in inactive:
+            continue
         rows.append(
             {
                 "channel": o.channel,
@@ -132,11 +132,7 @@ class InboxWorker:
 
     def _pending(self) -> list[tuple[int, str, dict[str, Any], str | None]]:
         with self.db.session() as s:
-            return [
-                (i.id, i.channel, i.payload, i.sender_key)
-                for i in Repo(s).inbox_pending(limit=200)
-                if i.id is not None
-            ]
+            return Repo(s).inbox_pending(limit=200)
 
     async def _run_batch(self, items: list[tuple[int, str, dict[str, Any], str | None]]) -> None:
         """Handle a batch in rounds: each round takes the oldest item of every sender.

@@ -25,8 +25,7 @@ from datetime import timedelta
 from bot.channels.base import OutboundMessage, RateLimits, SendResult, Transport
 from handlers.events import Reply
 from storage.db import Database, utcnow
-from storage.models import OutboxItem
-from storage.repo import Repo
+from storage.repo import DueMessage, Repo
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +123,9 @@ class Sender:
         self._inflight_addr: set[tuple[str, str]] = set()
         self._inflight = 0
         self._slots = asyncio.Semaphore(concurrency)
-        self._results: list[tuple[OutboxItem, SendResult]] = []
+        self._results: list[tuple[DueMessage, SendResult]] = []
         self._results_ready = asyncio.Event()
-        self._cache: list[OutboxItem] = []
+        self._cache: list[DueMessage] = []
         self._cache_at = 0.0
         self._max_seen = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -160,7 +159,7 @@ class Sender:
         with self.db.session() as s:
             return Repo(s).outbox_recover_inflight()
 
-    def _load_due(self, after_id: int | None = None) -> list[OutboxItem]:
+    def _load_due(self, after_id: int | None = None) -> list[DueMessage]:
         with self.db.session() as s:
             return Repo(s).outbox_due(
                 utcnow(), channels=list(self.transports), limit=LOAD_BATCH, after_id=after_id
@@ -186,7 +185,7 @@ class Sender:
             now = time.monotonic()
         if not self._cache:
             return 1.0
-        chosen: list[OutboxItem] = []
+        chosen: list[DueMessage] = []
         skip: set[tuple[str, str]] = set()
         wait = 1.0
         room = self.concurrency - self._inflight
@@ -229,7 +228,7 @@ class Sender:
         with self.db.session() as s:
             return Repo(s).outbox_claim(ids)
 
-    def _start(self, row: OutboxItem) -> None:
+    def _start(self, row: DueMessage) -> None:
         key = (row.channel, row.address)
         self._inflight_addr.add(key)
         self._inflight += 1
@@ -237,7 +236,7 @@ class Sender:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, row: OutboxItem) -> None:
+    async def _send(self, row: DueMessage) -> None:
         transport = self.transports[row.channel]
         assert row.id is not None
         msg = OutboundMessage(
@@ -292,14 +291,18 @@ class Sender:
             self._cache_at = 0.0  # retries and cancellations changed the queue: full reload
         self._wake.set()
 
-    def _record(self, batch: list[tuple[OutboxItem, SendResult]]) -> None:
+    def _record(self, batch: list[tuple[DueMessage, SendResult]]) -> None:
         now = utcnow()
         with self.db.session() as s:
             repo = Repo(s)
+            sent = [
+                {"b_id": row.id, "b_msg": res.message_id, "b_at": now}
+                for row, res in batch
+                if res.status == "sent"
+            ]
+            repo.outbox_record(sent)  # one executemany for the common case
             for row, res in batch:
-                assert row.id is not None
                 if res.status == "sent":
-                    repo.outbox_mark_sent(row.id, res.message_id)
                     self.stats.sent += 1
                     self.stats.by_channel[row.channel] = (
                         self.stats.by_channel.get(row.channel, 0) + 1

@@ -92,7 +92,6 @@ class Ctx:
     out: list[Outgoing] = field(default_factory=list)
     is_new: bool = False
     _state: tuple[str | None, dict[str, Any]] | None = None  # read once per event
-    _conv: Any = None
 
     # --- language -------------------------------------------------------------------------
     @property
@@ -110,9 +109,7 @@ class Ctx:
         """The stored step and a copy of its draft data."""
         if self._state is None:
             assert self.identity.id is not None
-            conv = self.repo.conversation(self.identity.id)
-            self._conv = conv  # keep it alive: the session's identity map is weak
-            self._state = (None, {}) if conv is None else (conv.step, dict(conv.data or {}))
+            self._state = self.repo.conversation_state(self.identity.id) or (None, {})
         step, data = self._state
         return step, dict(data)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, or_, update
+from sqlalchemy import Table, bindparam, func, or_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +29,93 @@ from storage.models import (
     ScheduledJob,
     Staff,
 )
+
+# --- hot-path statements -----------------------------------------------------------------
+# Every update runs these; built once (SQLAlchemy caches their compiled form by identity), and
+# run with Core, not the ORM: no identity map, no unit of work, plain rows back.
+_IN = cast(Table, InboxItem.__table__)  # type: ignore[attr-defined]
+_OUT = cast(Table, OutboxItem.__table__)  # type: ignore[attr-defined]
+_CONV = cast(Table, Conversation.__table__)  # type: ignore[attr-defined]
+_IDENT = cast(Table, ChannelIdentity.__table__)  # type: ignore[attr-defined]
+
+_INBOX_PENDING = (
+    core_select(_IN.c.id, _IN.c.channel, _IN.c.payload, _IN.c.sender_key)
+    .where(_IN.c.processed_at.is_(None))
+    .order_by(_IN.c.id)
+    .limit(bindparam("b_limit"))
+)
+_INBOX_TAKE = (
+    update(_IN)
+    .where(_IN.c.id == bindparam("b_id"), _IN.c.processed_at.is_(None))
+    .values(processed_at=bindparam("b_now"))
+)
+_CONV_GET = core_select(_CONV.c.step, _CONV.c.data).where(_CONV.c.identity_id == bindparam("b_id"))
+_CONV_UPDATE = (
+    update(_CONV)
+    .where(_CONV.c.identity_id == bindparam("b_id"))
+    .values(step=bindparam("b_step"), data=bindparam("b_data"), updated_at=bindparam("b_now"))
+)
+_CONV_INSERT = _CONV.insert()
+_CONV_DELETE = _CONV.delete().where(_CONV.c.identity_id == bindparam("b_id"))
+_IDENT_INACTIVE = core_select(_IDENT.c.id).where(
+    _IDENT.c.id.in_(bindparam("b_ids", expanding=True)), _IDENT.c.active.is_(False)
+)
+_OUTBOX_INSERT = _OUT.insert()
+_OUTBOX_DUE = (
+    core_select(
+        _OUT.c.id,
+        _OUT.c.channel,
+        _OUT.c.address,
+        _OUT.c.identity_id,
+        _OUT.c.kind,
+        _OUT.c.priority,
+        _OUT.c.payload,
+        _OUT.c.meta,
+        _OUT.c.attempts,
+        _OUT.c.broadcast_id,
+    )
+    .where(
+        _OUT.c.state == "pending",
+        _OUT.c.next_attempt_at <= bindparam("b_now"),
+        _OUT.c.channel.in_(bindparam("b_channels", expanding=True)),
+        _OUT.c.id > bindparam("b_after"),
+    )
+    .order_by(_OUT.c.priority, _OUT.c.id)
+    .limit(bindparam("b_limit"))
+)
+_OUTBOX_CLAIM = (
+    update(_OUT)
+    .where(_OUT.c.id.in_(bindparam("b_ids", expanding=True)), _OUT.c.state == "pending")
+    .values(state="sending")
+    .returning(_OUT.c.id)
+)
+_OUTBOX_SENT = (
+    update(_OUT)
+    .where(_OUT.c.id == bindparam("b_id"))
+    .values(
+        state="sent",
+        platform_message_id=bindparam("b_msg"),
+        sent_at=bindparam("b_at"),
+        attempts=_OUT.c.attempts + 1,
+        error=None,
+    )
+)
+
+
+@dataclass(slots=True)
+class DueMessage:
+    """An outbox row as the sender needs it (read with Core: no ORM object per message)."""
+
+    id: int
+    channel: str
+    address: str
+    identity_id: int | None
+    kind: str
+    priority: int
+    payload: dict[str, Any]
+    meta: dict[str, Any]
+    attempts: int
+    broadcast_id: int | None
 
 
 class Repo:
@@ -149,23 +238,25 @@ class Repo:
         return list(self.s.exec(q.order_by(col(Staff.id))))
 
     # --- conversation state -------------------------------------------------------------
-    def conversation(self, identity_id: int) -> Conversation | None:
-        return self.s.get(Conversation, identity_id)
+    def conversation_state(self, identity_id: int) -> tuple[str, dict[str, Any]] | None:
+        """(step, draft data) of one identity's conversation, None without one."""
+        row = self.s.connection().execute(_CONV_GET, {"b_id": identity_id}).first()
+        return None if row is None else (row[0], dict(row[1] or {}))
 
     def save_conversation(self, identity_id: int, step: str, data: dict[str, Any]) -> None:
-        conv = self.s.get(Conversation, identity_id)
-        if conv is None:
-            conv = Conversation(identity_id=identity_id, step=step, data=data, updated_at=utcnow())
-        else:
-            conv.step = step
-            conv.data = dict(data)  # a new object, so the JSON column is seen as changed
-            conv.updated_at = utcnow()
-        self.s.add(conv)
+        conn = self.s.connection()
+        now = utcnow()
+        res = conn.execute(
+            _CONV_UPDATE, {"b_id": identity_id, "b_step": step, "b_data": data, "b_now": now}
+        )
+        if not res.rowcount:
+            conn.execute(
+                _CONV_INSERT,
+                {"identity_id": identity_id, "step": step, "data": data, "updated_at": now},
+            )
 
     def clear_conversation(self, identity_id: int) -> None:
-        conv = self.s.get(Conversation, identity_id)
-        if conv is not None:
-            self.s.delete(conv)
+        self.s.connection().execute(_CONV_DELETE, {"b_id": identity_id})
 
     # --- reports --------------------------------------------------------------------------
     def next_sequence(self, name: str) -> int:
@@ -286,14 +377,10 @@ class Repo:
         )
         return len(self.s.execute(stmt).all())
 
-    def inbox_pending(self, limit: int = 100) -> list[InboxItem]:
-        q = (
-            select(InboxItem)
-            .where(InboxItem.processed_at == None)  # noqa: E711
-            .order_by(col(InboxItem.id))
-            .limit(limit)
-        )
-        return list(self.s.exec(q))
+    def inbox_pending(self, limit: int = 100) -> list[tuple[int, str, dict[str, Any], str | None]]:
+        """(id, channel, payload, sender_key) of unhandled items, oldest first."""
+        rows = self.s.connection().execute(_INBOX_PENDING, {"b_limit": limit})
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def inbox_item(self, item_id: int) -> InboxItem | None:
         return self.s.get(InboxItem, item_id)
@@ -305,12 +392,8 @@ class Repo:
         waits, then sees it taken (PostgreSQL) or fails to write (SQLite), so an update's
         effects are committed once even if two workers race.
         """
-        res = self.s.execute(
-            update(InboxItem)
-            .where(col(InboxItem.id) == item_id, col(InboxItem.processed_at).is_(None))
-            .values(processed_at=utcnow())
-        )
-        return bool(res.rowcount)  # type: ignore[attr-defined]
+        res = self.s.connection().execute(_INBOX_TAKE, {"b_id": item_id, "b_now": utcnow()})
+        return bool(res.rowcount)
 
     def inbox_mark_processed(self, item_id: int, error: str | None = None) -> None:
         item = self.s.get(InboxItem, item_id)
@@ -396,26 +479,21 @@ class Repo:
             }
             for r in rows
         ]
-        self.s.execute(insert(OutboxItem), values)
+        self.s.connection().execute(_OUTBOX_INSERT, values)
         return len(values)
+
+    def inactive_identities(self, ids: Sequence[int]) -> set[int]:
+        """Which of these identities are marked inactive (blocked the bot)."""
+        if not ids:
+            return set()
+        rows = self.s.connection().execute(_IDENT_INACTIVE, {"b_ids": list(ids)})
+        return {int(r[0]) for r in rows}
 
     def outbox_record(self, results: Sequence[dict[str, Any]]) -> None:
         """Mark many rows sent in one executemany: dicts with `b_id` and `b_msg`."""
         if not results:
             return
-        stmt = (
-            update(OutboxItem)
-            .where(col(OutboxItem.id) == bindparam("b_id"))
-            .values(
-                state="sent",
-                platform_message_id=bindparam("b_msg"),
-                sent_at=bindparam("b_at"),
-                attempts=col(OutboxItem.attempts) + 1,
-                error=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        self.s.connection().execute(stmt, list(results))
+        self.s.connection().execute(_OUTBOX_SENT, list(results))
 
     def outbox_due(
         self,
@@ -424,20 +502,18 @@ class Repo:
         channels: Sequence[str],
         limit: int = 500,
         after_id: int | None = None,
-    ) -> list[OutboxItem]:
+    ) -> list[DueMessage]:
         """Pending rows that may go now, by priority then age (`after_id`: only newer rows)."""
-        q = (
-            select(OutboxItem)
-            .where(
-                OutboxItem.state == "pending",
-                col(OutboxItem.next_attempt_at) <= now,
-                col(OutboxItem.channel).in_(list(channels)),
-                col(OutboxItem.id) > (after_id or 0),
-            )
-            .order_by(col(OutboxItem.priority), col(OutboxItem.id))
-            .limit(limit)
+        rows = self.s.connection().execute(
+            _OUTBOX_DUE,
+            {
+                "b_now": now,
+                "b_channels": list(channels),
+                "b_after": after_id or 0,
+                "b_limit": limit,
+            },
         )
-        return list(self.s.exec(q))
+        return [DueMessage(*r) for r in rows]
 
     def outbox_next_due_at(self, channels: Sequence[str]) -> datetime | None:
         return self.s.exec(
@@ -453,12 +529,7 @@ class Repo:
         """
         if not ids:
             return []
-        res = self.s.execute(
-            update(OutboxItem)
-            .where(col(OutboxItem.id).in_(list(ids)), col(OutboxItem.state) == "pending")
-            .values(state="sending")
-            .returning(col(OutboxItem.id))
-        )
+        res = self.s.connection().execute(_OUTBOX_CLAIM, {"b_ids": list(ids)})
         return [int(r[0]) for r in res]
 
     def outbox_recover_inflight(self) -> int:

@@ -109,8 +109,8 @@ class CoreHarness:
             ident = repo.identity("telegram", user)
             if ident is None or ident.id is None:
                 return None
-            conv = repo.conversation(ident.id)
-            return conv.step if conv else None
+            state = repo.conversation_state(ident.id)
+            return state[0] if state else None
 
     def repo_call(self, fn: Any) -> Any:
         with self.db.session() as s:

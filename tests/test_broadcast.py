@@ -150,9 +150,7 @@ def test_kecamatan_toggle_and_circle_audiences(core: CoreHarness) -> None:
     outs = core.choose("1", "bc:k:64.72.05")  # pressed again: removed
     assert "1" in texts(outs)
     core.choose("1", "bc:ok")
-    _step, data = core.repo_call(
-        lambda r: (lambda c: (c.step, c.data))(r.conversation(r.identity("telegram", "1").id))
-    )
+    _step, data = core.repo_call(lambda r: r.conversation_state(r.identity("telegram", "1").id))
     assert data["audience"] == {"type": "kecamatan", "codes": ["64.72.08"]}
     core.choose("1", "bc:cancel")
     core.text("1", "/siaran")

@@ -109,7 +109,7 @@ async def test_an_item_is_handled_once_even_if_offered_twice(db_url: str) -> Non
     seen: list[tuple[str, int]] = []
     worker = make_worker(db, inbox, seen)
     with db.session() as s:
-        item_id = Repo(s).inbox_pending()[0].id
+        item_id = Repo(s).inbox_pending()[0][0]
     assert item_id is not None
     await asyncio.gather(
         worker.handle_item(item_id, "telegram", {"user": "z", "n": 9}),
