@@ -189,7 +189,23 @@ class InboxWorker:
             return None
 
     def _commit_group(self, batch: list[tuple[int, list[Inbound]]]) -> dict[int, str]:
-        """One transaction for several items; returns {item_id: error} for those rolled back."""
+        """One transaction for several items; returns {item_id: error} for those rolled back.
+
+        First try: the whole group without savepoints (the common case, nothing fails).  If
+        any item raises, that transaction rolls back entirely and the group runs again with a
+        savepoint per item, so only the failing ones are rolled back.
+        """
+        if len(batch) > 1:
+            try:
+                with self.db.session() as s:
+                    repo = Repo(s)
+                    for item_id, events in batch:
+                        if repo.inbox_take(item_id):
+                            for ev in events:
+                                write_outgoing(repo, self.process(repo, ev))
+                return {}
+            except Exception:
+                log.info("a group of %d updates failed; retrying one by one", len(batch))
         failed: dict[int, str] = {}
         with self.db.session() as s:
             repo = Repo(s)

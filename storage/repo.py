@@ -44,6 +44,18 @@ _INBOX_PENDING = (
     .order_by(_IN.c.id)
     .limit(bindparam("b_limit"))
 )
+# One executemany (batched by SQLAlchemy's insertmanyvalues) for a long-poll batch;
+# a replayed update is dropped by the unique (channel, dedupe_key) itself.
+_INBOX_ACCEPT_PG = (
+    pg_insert(_IN)
+    .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
+    .returning(_IN.c.id)
+)
+_INBOX_ACCEPT_SQLITE = (
+    sqlite_insert(_IN)
+    .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
+    .returning(_IN.c.id)
+)
 _INBOX_TAKE = (
     update(_IN)
     .where(_IN.c.id == bindparam("b_id"), _IN.c.processed_at.is_(None))
@@ -367,15 +379,9 @@ class Repo:
             }
             for key, payload, sender in items
         ]
-        dialect = self.s.get_bind().dialect.name
-        insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = (
-            insert_fn(InboxItem)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
-            .returning(col(InboxItem.id))
-        )
-        return len(self.s.execute(stmt).all())
+        conn = self.s.connection()
+        stmt = _INBOX_ACCEPT_PG if conn.dialect.name == "postgresql" else _INBOX_ACCEPT_SQLITE
+        return len(conn.execute(stmt, rows).all())
 
     def inbox_pending(self, limit: int = 100) -> list[tuple[int, str, dict[str, Any], str | None]]:
         """(id, channel, payload, sender_key) of unhandled items, oldest first."""

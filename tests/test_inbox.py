@@ -118,3 +118,26 @@ async def test_an_item_is_handled_once_even_if_offered_twice(db_url: str) -> Non
     assert 1 <= seen.count(("z", 9)) <= 2  # both may run the handler, but only one commits
     with db.session() as s:
         assert Repo(s).outbox_counts() == {"pending": 1}
+
+
+async def test_one_failing_update_in_a_group_rolls_back_alone(db_url: str) -> None:
+    """A group commit that hits a failing update is redone with a savepoint per update:
+    the others are committed exactly once, the failing one is retried and then apologised for."""
+    db = Database(db_url)
+    inbox = Inbox(db)
+    items = [(str(n), {"user": user, "n": n}, user) for n, user in enumerate("abcdef")]
+    assert await inbox.accept_many("telegram", items) == 6
+    seen: list[tuple[str, int]] = []
+    await drain(make_worker(db, inbox, seen, fail_on={2}), db)
+    with db.session() as s:
+        repo = Repo(s)
+        assert repo.inbox_pending() == []
+        texts = sorted(
+            r.payload["text"]
+            for r in repo.outbox_due(
+                __import__("storage.db", fromlist=["utcnow"]).utcnow(), channels=["telegram"]
+            )
+        )
+        item = repo.inbox_item(3)
+    assert texts == ["ok 0", "ok 1", "ok 3", "ok 4", "ok 5", "sorry"]
+    assert item is not None and item.error is not None and "handler bug" in item.error
