@@ -28,7 +28,18 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.methods import GetUpdates
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    DeleteWebhook,
+    GetFile,
+    GetMe,
+    GetUpdates,
+    SendMessage,
+    SendPhoto,
+    SetMyCommands,
+    SetWebhook,
+)
+from aiogram.methods.base import Response
 from aiogram.types import (
     BotCommand,
     BotCommandScopeDefault,
@@ -99,6 +110,27 @@ def _callback(data: str) -> str:
     return raw[:CALLBACK_MAX_BYTES].decode("utf-8", errors="ignore")
 
 
+def pinned_response_types() -> tuple[type, ...]:
+    """Strong references to the `Response[T]` classes aiogram validates answers with.
+
+    pydantic caches parametrised generics only weakly: after a garbage collection aiogram's
+    next `Response[Message]` builds the class and its schema again, about 3 ms per call on
+    these machines (most of a send).  Whoever holds these keeps pydantic's cache warm.
+    """
+    methods = (
+        AnswerCallbackQuery,
+        DeleteWebhook,
+        GetFile,
+        GetMe,
+        GetUpdates,
+        SendMessage,
+        SendPhoto,
+        SetMyCommands,
+        SetWebhook,
+    )
+    return tuple(Response[m.__returning__] for m in methods)  # type: ignore[name-defined]
+
+
 class TelegramTransport:
     channel = "telegram"
 
@@ -167,6 +199,7 @@ class TelegramChannel:
             media,
             RateLimits(settings.telegram_rate_global, settings.telegram_rate_per_chat),
         )
+        self._response_types = pinned_response_types()
         self.username: str | None = None
         self._inbox: InboxSink | None = None
         self._poller: asyncio.Task[None] | None = None
