@@ -147,12 +147,10 @@ class App:
         """After the last failed attempt at an update: tell the person, don't go silent."""
         from handlers.core import Ctx
 
-        ident = repo.identity(ev.channel, ev.external_id)
-        if ident is None:
+        who = repo.who(ev.channel, ev.external_id)
+        if who is None:
             return []
-        person = repo.person(ident.person_id)
-        if person is None:
-            return []
+        ident, person = who
         ctx = Ctx(repo=repo, svc=self.services, event=ev, identity=ident, person=person)
         text = ctx.gettext("Sorry, something went wrong on our side. Please try again.")
         return [

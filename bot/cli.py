@@ -243,9 +243,9 @@ def admin_add(
                 continue
             ident = repo.identity(channel, ext)
             if ident is None:
-                ident, _person, _ = repo.get_or_create_identity(
-                    channel, ext, ext, language=settings.default_locale
-                )
+                repo.get_or_create_identity(channel, ext, ext, language=settings.default_locale)
+                ident = repo.identity(channel, ext)
+                assert ident is not None
                 if person_id is not None and ident.person_id != person_id:
                     ident.person_id = person_id  # one person, two channels
             person_id = person_id or ident.person_id

@@ -52,7 +52,7 @@ from storage.models import (
     Person,
     Report,
 )
-from storage.repo import Repo
+from storage.repo import IdentityView, PersonView, Repo
 
 log = logging.getLogger(__name__)
 
@@ -664,7 +664,13 @@ class Open311:
             repo = Repo(s)
             ident, person = self._api_identity(repo, key_name, account)
             event = Inbound(channel=CHANNEL, external_id=ident.external_id, kind="text")
-            ctx = Ctx(repo=repo, svc=self.svc, event=event, identity=ident, person=person)
+            ctx = Ctx(
+                repo=repo,
+                svc=self.svc,
+                event=event,
+                identity=IdentityView.of(ident),
+                person=PersonView.of(person),
+            )
             report = submit(ctx, draft)
             # The confirmation goes to the reporter's chats (if linked), not to the API.
             confirmation = [o for o in ctx.out if o.channel == CHANNEL]

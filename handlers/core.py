@@ -23,8 +23,7 @@ from handlers.events import (
     Outgoing,
     Reply,
 )
-from storage.models import ChannelIdentity, Person
-from storage.repo import Repo
+from storage.repo import IdentityView, PersonView, Repo
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +86,8 @@ class Ctx:
     repo: Repo
     svc: Services
     event: Inbound
-    identity: ChannelIdentity
-    person: Person
+    identity: IdentityView
+    person: PersonView
     out: list[Outgoing] = field(default_factory=list)
     is_new: bool = False
     _state: tuple[str | None, dict[str, Any]] | None = None  # read once per event

@@ -37,7 +37,7 @@ from storage.models import (
     ReportEvent,
     Staff,
 )
-from storage.repo import Repo
+from storage.repo import PersonView, Repo
 from storage.work_models import FEEDBACK_NO, FEEDBACK_YES, ReportTrack
 from storage.work_repo import WorkRepo
 
@@ -64,7 +64,7 @@ def config(svc: Services) -> WorkConfig:
 
 
 # --- who may act ------------------------------------------------------------------------------
-def staff_of(repo: Repo, person: Person) -> Staff | None:
+def staff_of(repo: Repo, person: Person | PersonView) -> Staff | None:
     return repo.staff(person.id) if person.id is not None else None
 
 

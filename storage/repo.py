@@ -37,6 +37,27 @@ _IN = cast(Table, InboxItem.__table__)  # type: ignore[attr-defined]
 _OUT = cast(Table, OutboxItem.__table__)  # type: ignore[attr-defined]
 _CONV = cast(Table, Conversation.__table__)  # type: ignore[attr-defined]
 _IDENT = cast(Table, ChannelIdentity.__table__)  # type: ignore[attr-defined]
+_PERSON = cast(Table, Person.__table__)  # type: ignore[attr-defined]
+
+_WHO = (
+    core_select(
+        _IDENT.c.id,
+        _IDENT.c.person_id,
+        _IDENT.c.channel,
+        _IDENT.c.external_id,
+        _IDENT.c.address,
+        _IDENT.c.active,
+        _IDENT.c.last_inbound_at,
+        _PERSON.c.language,
+        _PERSON.c.display_name,
+        _PERSON.c.phone,
+        _PERSON.c.share_contact,
+    )
+    .join_from(_IDENT, _PERSON, _PERSON.c.id == _IDENT.c.person_id)
+    .where(_IDENT.c.channel == bindparam("b_channel"), _IDENT.c.external_id == bindparam("b_ext"))
+)
+_PERSON_INSERT = _PERSON.insert().returning(_PERSON.c.id)
+_IDENT_INSERT = _IDENT.insert().returning(_IDENT.c.id)
 
 _INBOX_PENDING = (
     core_select(_IN.c.id, _IN.c.channel, _IN.c.payload, _IN.c.sender_key)
@@ -115,6 +136,50 @@ _OUTBOX_SENT = (
 
 
 @dataclass(slots=True)
+class IdentityView:
+    """A channel identity as the conversation core sees it (read with Core, not the ORM)."""
+
+    id: int
+    person_id: int
+    channel: str
+    external_id: str
+    address: str
+    active: bool
+    last_inbound_at: datetime | None
+
+    @classmethod
+    def of(cls, ident: ChannelIdentity) -> IdentityView:
+        assert ident.id is not None
+        return cls(
+            ident.id,
+            ident.person_id,
+            ident.channel,
+            ident.external_id,
+            ident.address,
+            ident.active,
+            ident.last_inbound_at,
+        )
+
+
+@dataclass(slots=True)
+class PersonView:
+    """The person behind an identity; change it through `Repo`, not by assignment."""
+
+    id: int
+    language: str
+    display_name: str | None
+    phone: str | None
+    share_contact: bool
+
+    @classmethod
+    def of(cls, person: Person) -> PersonView:
+        assert person.id is not None
+        return cls(
+            person.id, person.language, person.display_name, person.phone, person.share_contact
+        )
+
+
+@dataclass(slots=True)
 class DueMessage:
     """An outbox row as the sender needs it (read with Core: no ORM object per message)."""
 
@@ -157,52 +222,73 @@ class Repo:
         language: str,
         display_name: str | None = None,
         phone: str | None = None,
-    ) -> tuple[ChannelIdentity, Person, bool]:
+    ) -> tuple[IdentityView, PersonView, bool]:
         """The identity for (channel, external_id), creating a person for a newcomer.
 
-        Writes only what changed (`last_inbound_at` at most once a minute), so the common
-        case is one SELECT and no UPDATE.
+        Runs on every update, so it is Core SQL: one SELECT, and an UPDATE only when
+        something changed (`last_inbound_at` at most once a minute).
         """
         now = utcnow()
-        row = self.s.exec(
-            select(ChannelIdentity, Person)
-            .join(Person, col(Person.id) == col(ChannelIdentity.person_id))
-            .where(ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id)
-        ).first()
+        conn = self.s.connection()
+        row = conn.execute(_WHO, {"b_channel": channel, "b_ext": external_id}).first()
         if row is not None:
-            ident, person = row
+            ident = IdentityView(*row[:7])
+            person = PersonView(ident.person_id, *row[7:])
+            changes: dict[str, Any] = {}
             last = ident.last_inbound_at
             if last is None or (now - last).total_seconds() > 60:
-                ident.last_inbound_at = now
+                changes["last_inbound_at"] = ident.last_inbound_at = now
             if not ident.active:
-                ident.active = True  # writing to us again undoes "blocked"
+                changes["active"] = ident.active = True  # writing to us again undoes "blocked"
             if ident.address != address:
-                ident.address = address
+                changes["address"] = ident.address = address
+            if changes:
+                conn.execute(update(_IDENT).where(_IDENT.c.id == ident.id).values(**changes))
+            pchanges: dict[str, Any] = {}
             if display_name and person.display_name != display_name[:128]:
-                person.display_name = display_name[:128]
+                pchanges["display_name"] = person.display_name = display_name[:128]
             if phone and person.phone != phone[:32]:
-                person.phone = phone[:32]
+                pchanges["phone"] = person.phone = phone[:32]
+            if pchanges:
+                conn.execute(update(_PERSON).where(_PERSON.c.id == person.id).values(**pchanges))
             return ident, person, False
-        person = Person(
-            language=language,
-            display_name=(display_name or None) and display_name[:128],
-            phone=phone,
-            created_at=now,
+        name = (display_name or None) and display_name[:128]
+        person_id = conn.execute(
+            _PERSON_INSERT,
+            {
+                "language": language,
+                "display_name": name,
+                "phone": phone,
+                "share_contact": False,
+                "created_at": now,
+            },
+        ).scalar_one()
+        ident_id = conn.execute(
+            _IDENT_INSERT,
+            {
+                "person_id": person_id,
+                "channel": channel,
+                "external_id": external_id,
+                "address": address,
+                "active": True,
+                "last_inbound_at": now,
+                "created_at": now,
+            },
+        ).scalar_one()
+        return (
+            IdentityView(ident_id, person_id, channel, external_id, address, True, now),
+            PersonView(person_id, language, name, phone, False),
+            True,
         )
-        self.s.add(person)
-        self.s.flush()
-        assert person.id is not None
-        ident = ChannelIdentity(
-            person_id=person.id,
-            channel=channel,
-            external_id=external_id,
-            address=address,
-            last_inbound_at=now,
-            created_at=now,
+
+    def who(self, channel: str, external_id: str) -> tuple[IdentityView, PersonView] | None:
+        """Identity and person, read only; None for someone who never wrote."""
+        row = (
+            self.s.connection().execute(_WHO, {"b_channel": channel, "b_ext": external_id}).first()
         )
-        self.s.add(ident)
-        self.s.flush()
-        return ident, person, True
+        if row is None:
+            return None
+        return IdentityView(*row[:7]), PersonView(row[1], *row[7:])
 
     def identities_of(self, person_id: int, *, active_only: bool = True) -> list[ChannelIdentity]:
         q = select(ChannelIdentity).where(ChannelIdentity.person_id == person_id)
@@ -210,9 +296,11 @@ class Repo:
             q = q.where(ChannelIdentity.active == True)  # noqa: E712
         return list(self.s.exec(q.order_by(col(ChannelIdentity.last_inbound_at).desc())))
 
-    def set_language(self, person: Person, language: str) -> None:
+    def set_language(self, person: PersonView, language: str) -> None:
         person.language = language
-        self.s.add(person)
+        self.s.connection().execute(
+            update(_PERSON).where(_PERSON.c.id == person.id).values(language=language)
+        )
 
     def deactivate_identity(self, identity_id: int) -> None:
         ident = self.s.get(ChannelIdentity, identity_id)

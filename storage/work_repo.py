@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -18,7 +18,7 @@ from storage.models import (
     Report,
     Staff,
 )
-from storage.repo import Repo
+from storage.repo import PersonView, Repo
 from storage.work_models import (
     Invite,
     NoticeLog,
@@ -63,10 +63,12 @@ class WorkRepo:
         invite.used_by_person_id = person_id
         self.s.add(invite)
 
-    def set_share_contact(self, person: Person, value: bool) -> None:
+    def set_share_contact(self, person: PersonView, value: bool) -> None:
         """The citizen's consent to show their name and contact to officers."""
         person.share_contact = value
-        self.s.add(person)
+        self.s.execute(
+            update(Person).where(col(Person.id) == person.id).values(share_contact=value)
+        )
 
     # --- staff --------------------------------------------------------------------------------
     def staff_people(

@@ -58,7 +58,9 @@ def seed(
             )
             assert person.id is not None
             for ch in channels[1:]:
-                other, _p, _ = repo.get_or_create_identity(ch, f"62{i}", f"62{i}", language=lang)
+                repo.get_or_create_identity(ch, f"62{i}", f"62{i}", language=lang)
+                other = repo.identity(ch, f"62{i}")
+                assert other is not None
                 other.person_id = person.id
                 s.add(other)
             for code in kel:

@@ -28,8 +28,9 @@ def officer_core(url: str) -> CoreHarness:
 
 def make_staff(core: CoreHarness, user: str, role: str, opd: str | None) -> None:
     def do(repo):  # type: ignore[no-untyped-def]
-        _ident, person, _ = repo.get_or_create_identity("telegram", user, user, language="id")
-        person.display_name = f"Petugas {user}"
+        _ident, person, _ = repo.get_or_create_identity(
+            "telegram", user, user, language="id", display_name=f"Petugas {user}"
+        )
         repo.set_staff(person.id, role, opd)
 
     core.repo_call(do)
@@ -340,8 +341,14 @@ def test_anonymous_and_contact_consent_on_the_officer_card(core: CoreHarness) ->
     assert "Pelapor: anonim" in texts(to(out, OFFICER))
 
     def named(repo):  # type: ignore[no-untyped-def]
-        _i, person, _ = repo.get_or_create_identity("telegram", "101", "101", language="id")
-        person.display_name, person.phone = "Budi Santoso", "+6281234567"
+        repo.get_or_create_identity(
+            "telegram",
+            "101",
+            "101",
+            language="id",
+            display_name="Budi Santoso",
+            phone="+6281234567",
+        )
 
     core.repo_call(named)
     out = file_report(core, user="101", point=palu_point(core, "Lere"), before_send=("rv:contact",))
