@@ -30,18 +30,56 @@ from tests.fakes.procs import BotProcess  # noqa: E402
 from tests.fakes.telegram_api import FakeBotAPI  # noqa: E402
 
 STEPS = 6
-POINT = (-0.8892, 119.8658)  # Besusu Barat, Palu
+CENTRE = (-0.8892, 119.8658)  # Besusu Barat, Palu
+SPACING_DEG = 0.0012  # ~130 m: more than twice the duplicate radius (50 m)
 
 
-def conversation(api: FakeBotAPI, uid: int, run: int) -> list[dict]:
+def city_points(count: int) -> list[tuple[float, float]]:
+    """Distinct points inside Palu, far enough apart that no report is a duplicate of another
+    (same category within 50 m would end in "support the existing report?", not a ticket)."""
+    from bot.city import load_city
+    from bot.geo import AreaIndex
+
+    areas = AreaIndex(load_city("palu"))
+    points: list[tuple[float, float]] = []
+    ring = 0
+    while len(points) < count:
+        for i in range(-ring, ring + 1):
+            for j in range(-ring, ring + 1):
+                if max(abs(i), abs(j)) != ring:
+                    continue
+                lat, lon = CENTRE[0] + i * SPACING_DEG, CENTRE[1] + j * SPACING_DEG
+                if areas.locate(lat, lon) is not None:
+                    points.append((lat, lon))
+        ring += 1
+    return points[:count]
+
+
+def conversation(api: FakeBotAPI, uid: int, run: int, point: tuple[float, float]) -> list[dict]:
     return [
         api.text_update(uid, "/lapor"),
         api.callback_update(uid, "cat:jalan_rusak", message_id=0),
         api.text_update(uid, f"Jalan berlubang di depan rumah nomor {run}-{uid}, bahaya"),
-        api.location_update(uid, *POINT),
+        api.location_update(uid, *point),
         api.callback_update(uid, "ph:done", message_id=0),
         api.callback_update(uid, "rv:send", message_id=0),
     ]
+
+
+def ticket_text() -> str:
+    """The confirmation's "Ticket number:" line as the bot sends it (Indonesian catalog)."""
+    from bot.i18n import I18n
+
+    msgid = (
+        "✅ Thank you! Your report has been received.\n\n"
+        "Ticket number: {code}\n"
+        "Sent to: {opd}\n\n"
+        "You will get a message every time its status changes. "
+        "Check it any time with /status {code}"
+    )
+    translated = I18n("id").gettext("id", msgid)
+    assert translated != msgid, "the confirmation is not in the Indonesian catalog"
+    return translated.split("{code}")[0].splitlines()[-1]
 
 
 def run_lapor(db_url: str, users: int, runs: int) -> dict:
@@ -49,25 +87,34 @@ def run_lapor(db_url: str, users: int, runs: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench-inbound-"))
     proc = BotProcess(bot_env(api, db_url, tmp, LOG_LEVEL="WARNING"), log_path=tmp / "bot.log")
     durations = []
+    points = iter(city_points(users * runs + 1))
     try:
         proc.start()
         proc.wait_ready(timeout=90)
         api.wait_for_sync(lambda: api.in_flight("getUpdates") > 0, timeout=60)
         # Warm-up: one conversation (imports, first queries, connection pool).
-        api.push_updates(conversation(api, 1, -1))
+        api.push_updates(conversation(api, 1, -1, next(points)))
         api.wait_for_sync(lambda: api.stats.sent_total >= STEPS, timeout=60)
+        time.sleep(1.0)
+        # Replies per conversation, as the warm-up showed (a first report also gets the offer
+        # to subscribe to warnings after its ticket).
+        per_conv = api.stats.sent_total
         for run in range(runs):
             base = api.stats.sent_total
             uids = [100_000 * (run + 1) + u for u in range(users)]
-            per_user = [conversation(api, uid, run) for uid in uids]
+            per_user = [conversation(api, uid, run, next(points)) for uid in uids]
             # Interleave users as a real burst would: step 1 of everyone, then step 2...
             batch = [per_user[u][s] for s in range(STEPS) for u in range(users)]
             started = time.perf_counter()
             api.push_updates(batch)
-            api.wait_for_sync(lambda b=base: api.stats.sent_total >= b + users * STEPS, 300)
+            api.wait_for_sync(lambda b=base: api.stats.sent_total >= b + users * per_conv, 300)
             durations.append(time.perf_counter() - started)
-            for uid in uids[:5]:  # spot-check that every conversation ended with a ticket
-                assert "PLU-" in (api.sent_to(uid)[-1].get("text") or ""), api.sent_to(uid)[-1]
+            # Every conversation must have ended with a ticket (not a hint or a duplicate prompt).
+            ticket = ticket_text()
+            for uid in uids:
+                texts = [m.get("text") or "" for m in api.sent_to(uid)]
+                assert len(texts) == per_conv, texts
+                assert any(ticket in t and "PLU-" in t for t in texts), texts
     finally:
         proc.cleanup()
         api.stop()
