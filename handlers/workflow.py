@@ -130,11 +130,16 @@ def card_input(repo: Repo, report: Report, track: ReportTrack | None) -> CardInp
 
 
 def post_to_queue(
-    n: Notifier, report: Report, header: Callable[[Gettext], str], *, skip: str | None = None
+    n: Notifier,
+    report: Report,
+    header: Callable[[Gettext], str],
+    *,
+    skip: str | None = None,
+    track: ReportTrack | None = None,
 ) -> None:
     """Post the report card to the OPD's queue group (or its officers)."""
     assert report.id is not None
-    track = ensure_track(n.repo, n.svc, report)
+    track = track or ensure_track(n.repo, n.svc, report)
     c = card_input(n.repo, report, track)
     now = n.svc.clock()
     n.to_opd_queue(
@@ -147,8 +152,10 @@ def post_to_queue(
 
 def on_report_created(n: Notifier, report: Report) -> None:
     """A new report: deadlines, then the card in the OPD's queue."""
-    ensure_track(n.repo, n.svc, report)
-    post_to_queue(n, report, lambda _: _("🆕 New report {code}").format(code=report.code))
+    track = ensure_track(n.repo, n.svc, report)
+    post_to_queue(
+        n, report, lambda _: _("🆕 New report {code}").format(code=report.code), track=track
+    )
 
 
 # --- changes ----------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from storage.db import utcnow
@@ -198,6 +200,9 @@ class DueMessage:
 class Repo:
     def __init__(self, session: Session) -> None:
         self.s = session
+        # Identities this transaction saw write to us (so they are active): replies to them
+        # need no "has this person blocked the bot?" query.
+        self.known_active: set[int] = set()
 
     # --- people and identities ----------------------------------------------------------
     def identity(self, channel: str, external_id: str) -> ChannelIdentity | None:
@@ -244,6 +249,7 @@ class Repo:
                 changes["address"] = ident.address = address
             if changes:
                 conn.execute(update(_IDENT).where(_IDENT.c.id == ident.id).values(**changes))
+            self.known_active.add(ident.id)
             pchanges: dict[str, Any] = {}
             if display_name and person.display_name != display_name[:128]:
                 pchanges["display_name"] = person.display_name = display_name[:128]
@@ -275,6 +281,7 @@ class Repo:
                 "created_at": now,
             },
         ).scalar_one()
+        self.known_active.add(ident_id)
         return (
             IdentityView(ident_id, person_id, channel, external_id, address, True, now),
             PersonView(person_id, language, name, phone, False),
@@ -303,10 +310,14 @@ class Repo:
         )
 
     def deactivate_identity(self, identity_id: int) -> None:
-        ident = self.s.get(ChannelIdentity, identity_id)
-        if ident is not None and ident.active:
-            ident.active = False
-            self.s.add(ident)
+        self.known_active.discard(identity_id)
+        self.s.flush()  # an ORM change to this row must not overwrite ours later
+        self.s.connection().execute(
+            update(_IDENT).where(_IDENT.c.id == identity_id).values(active=False)
+        )
+        ident = self.s.identity_map.get(identity_key(ChannelIdentity, identity_id))
+        if ident is not None:  # keep a loaded object in step without writing it again
+            set_committed_value(ident, "active", False)
 
     # --- staff roles ------------------------------------------------------------------------
     def staff(self, person_id: int) -> Staff | None:
@@ -578,6 +589,7 @@ class Repo:
 
     def inactive_identities(self, ids: Sequence[int]) -> set[int]:
         """Which of these identities are marked inactive (blocked the bot)."""
+        ids = [i for i in ids if i not in self.known_active]
         if not ids:
             return set()
         rows = self.s.connection().execute(_IDENT_INACTIVE, {"b_ids": list(ids)})
