@@ -141,3 +141,24 @@ async def test_one_failing_update_in_a_group_rolls_back_alone(db_url: str) -> No
         item = repo.inbox_item(3)
     assert texts == ["ok 0", "ok 1", "ok 3", "ok 4", "ok 5", "sorry"]
     assert item is not None and item.error is not None and "handler bug" in item.error
+
+
+async def test_many_senders_in_one_round_keep_order(db_url: str) -> None:
+    """40 senders share each round (one group commit): every update is handled once and
+    each sender's in order."""
+    db = Database(db_url)
+    inbox = Inbox(db)
+    users = [f"u{i}" for i in range(40)]
+    items = [
+        (f"{step}-{u}", {"user": u, "n": step * 100 + i}, u)
+        for step in range(3)
+        for i, u in enumerate(users)
+    ]
+    assert await inbox.accept_many("telegram", items) == 120
+    seen: list[tuple[str, int]] = []
+    await drain(make_worker(db, inbox, seen), db)
+    for u in users:
+        mine = [n for who, n in seen if who == u]
+        assert mine == sorted(mine) and len(mine) == 3
+    with db.session() as s:
+        assert Repo(s).outbox_counts() == {"pending": 120}
