@@ -191,18 +191,22 @@ class InboxWorker:
     def _commit_group(self, batch: list[tuple[int, list[Inbound]]]) -> dict[int, str]:
         """One transaction for several items; returns {item_id: error} for those rolled back.
 
-        First try: the whole group without savepoints (the common case, nothing fails).  If
-        any item raises, that transaction rolls back entirely and the group runs again with a
-        savepoint per item, so only the failing ones are rolled back.
+        First try: the whole group without savepoints (the common case, nothing fails): one
+        UPDATE takes every item, one INSERT writes every reply.  If any item raises, that
+        transaction rolls back entirely and the group runs again with a savepoint per item, so
+        only the failing ones are rolled back.
         """
         if len(batch) > 1:
             try:
                 with self.db.session() as s:
                     repo = Repo(s)
+                    taken = repo.inbox_take_many([item_id for item_id, _events in batch])
+                    outs: list[Outgoing] = []
                     for item_id, events in batch:
-                        if repo.inbox_take(item_id):
+                        if item_id in taken:
                             for ev in events:
-                                write_outgoing(repo, self.process(repo, ev))
+                                outs.extend(self.process(repo, ev))
+                    write_outgoing(repo, outs)
                 return {}
             except Exception:
                 log.info("a group of %d updates failed; retrying one by one", len(batch))

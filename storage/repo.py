@@ -84,6 +84,12 @@ _INBOX_TAKE = (
     .where(_IN.c.id == bindparam("b_id"), _IN.c.processed_at.is_(None))
     .values(processed_at=bindparam("b_now"))
 )
+_INBOX_TAKE_MANY = (
+    update(_IN)
+    .where(_IN.c.id.in_(bindparam("b_ids", expanding=True)), _IN.c.processed_at.is_(None))
+    .values(processed_at=bindparam("b_now"))
+    .returning(_IN.c.id)
+)
 _CONV_GET = core_select(_CONV.c.step, _CONV.c.data).where(_CONV.c.identity_id == bindparam("b_id"))
 _CONV_UPDATE = (
     update(_CONV)
@@ -499,6 +505,15 @@ class Repo:
         """
         res = self.s.connection().execute(_INBOX_TAKE, {"b_id": item_id, "b_now": utcnow()})
         return bool(res.rowcount)
+
+    def inbox_take_many(self, item_ids: Sequence[int]) -> set[int]:
+        """`inbox_take` for a group in one statement; the ids this transaction took."""
+        if not item_ids:
+            return set()
+        rows = self.s.connection().execute(
+            _INBOX_TAKE_MANY, {"b_ids": list(item_ids), "b_now": utcnow()}
+        )
+        return {int(r[0]) for r in rows}
 
     def inbox_mark_processed(self, item_id: int, error: str | None = None) -> None:
         item = self.s.get(InboxItem, item_id)
