@@ -1,12 +1,15 @@
-"""Telegram adapter pieces that need no server: keyboards and aiogram's response classes."""
+"""Telegram adapter pieces: keyboards, aiogram's response classes, the JSON session."""
 
 from __future__ import annotations
 
 import gc
+import io
 
+import pytest
 from aiogram.methods import SendMessage
 from aiogram.methods.base import Response
 from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup, ReplyKeyboardRemove
+from PIL import Image
 
 from bot.channels.telegram import CALLBACK_MAX_BYTES, keyboard_for, pinned_response_types
 from handlers.events import Choice, Reply
@@ -33,3 +36,45 @@ def test_keyboards_follow_the_reply() -> None:
     assert len(data[1].encode()) <= CALLBACK_MAX_BYTES and data[1].startswith("rv:é")
     assert isinstance(keyboard_for(Reply(text="x", remove_keyboard=True)), ReplyKeyboardRemove)
     assert keyboard_for(Reply(text="x")) is None
+
+
+async def test_json_session_sends_json_and_keeps_raw_updates() -> None:
+    """JsonSession against the fake Bot API: buttons arrive intact in a JSON body, errors
+    still map to aiogram's exceptions, uploads still work, getUpdates' raw dicts are kept."""
+    from aiogram import Bot
+    from aiogram.client.telegram import TelegramAPIServer
+    from aiogram.exceptions import TelegramForbiddenError
+    from aiogram.methods import GetUpdates
+    from aiogram.types import BufferedInputFile
+
+    from bot.channels.telegram import JsonSession
+    from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeBotAPI
+
+    async with FakeBotAPI() as api:
+        session = JsonSession(api=TelegramAPIServer.from_base(api.base_url))
+        bot = Bot(DEFAULT_TOKEN, session=session)
+        try:
+            markup = keyboard_for(Reply(text="x", choices=(Choice("cat:banjir", "🌊 Banjir"),)))
+            sent = await bot.send_message(chat_id=42, text="Pilih kategori", reply_markup=markup)
+            assert sent.message_id > 0 and sent.text == "Pilih kategori"
+            stored = api.sent_to(42)[-1]
+            button = stored["reply_markup"]["inline_keyboard"][0][0]
+            assert button == {"text": "🌊 Banjir", "callback_data": "cat:banjir"}
+            assert api.calls("sendMessage")[-1].params["chat_id"] in (42, "42")
+
+            api.block_chat(43)
+            with pytest.raises(TelegramForbiddenError):
+                await bot.send_message(chat_id=43, text="x")
+
+            buf = io.BytesIO()
+            Image.new("RGB", (64, 48), (10, 120, 200)).save(buf, "JPEG")
+            photo = BufferedInputFile(buf.getvalue(), filename="a.jpg")
+            with_photo = await bot.send_photo(chat_id=42, photo=photo, caption="Bukti")
+            assert with_photo.photo and with_photo.caption == "Bukti"  # uploads stay multipart
+
+            pushed = api.push_update(api.text_update(7, "halo"))
+            updates = await bot(GetUpdates(timeout=0))
+            assert [u.update_id for u in updates] == [pushed["update_id"]]
+            assert session.last_updates_raw == [pushed]
+        finally:
+            await session.close()
