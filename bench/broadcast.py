@@ -43,11 +43,12 @@ from bot.alerts.audience import Everyone
 from bot.alerts.http import alert_routes
 from bot.alerts.service import AlertService, kelurahan_map
 from bot.channels.base import RateLimits
-from bot.channels.telegram import TelegramTransport
+from bot.channels.telegram import JsonSession, TelegramTransport
 from bot.city import load_city
 from bot.http import HttpServer, build_web_app
 from bot.i18n import I18n
 from bot.media import MediaStore
+from bot.runtime import tune_process
 from bot.sender import Sender
 from storage.alert_models import SensorStateRow, Subscription
 from storage.alert_repo import AlertRepo
@@ -148,7 +149,8 @@ async def run_ours(n: int, rate: float, per_chat: float, tmp: Path) -> dict[str,
     chats = seed(db, n)
     city = load_city("samarinda")
     api = FakeProc(rate, per_chat)
-    bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
+    bot = Bot(api.token, session=JsonSession(api=TelegramAPIServer.from_base(api.base_url)))
+    tune_process()  # as `lapor run` does after start-up
     try:
         transport = TelegramTransport(
             bot, MediaStore(tmp / "media", 10_000_000), RateLimits(rate, per_chat)

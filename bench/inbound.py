@@ -2,9 +2,12 @@
 
 Both run as real processes against the same fake Bot API (tests/fakes/telegram_api.py, no rate
 limits) on 127.0.0.1. Each simulated citizen sends the 6 updates of a full report (/lapor,
-category button, description, GPS location, "skip photo", "send"); the echo bot gets the same
-number of plain text updates. Figure: updates/s from pushing the batch until every reply was
-sent (median of RUNS), on SQLite and on PostgreSQL, and the ratio to the echo bot (goal ≥ 0.5).
+category button, description, GPS location, "skip photo", "send"), each from its own point in
+Palu (so no report is a duplicate of another), and gets 7 replies (the last two: the ticket and
+the offer to subscribe to warnings) plus 3 callback answers; the run checks every conversation
+ended with its ticket. The echo bot gets the same number of plain text updates and sends one
+reply each. Figure: updates/s from pushing the batch until every reply was sent (median of
+RUNS), on SQLite and on PostgreSQL, and the ratio to the echo bot (goal ≥ 0.5).
 
 Run: .venv/bin/python bench/inbound.py [--users 100] [--runs 3] [--no-postgres]
 The bot's outbox pacing is switched off (TELEGRAM_RATE_*=0) as the fake has no limits: this

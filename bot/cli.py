@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import sys
@@ -81,14 +80,9 @@ def run() -> None:
             if only:
                 typer.echo("No Telegram/WhatsApp settings: only the web demo runs (see README.md).")
 
-    # Worker threads hold the database briefly; let them get the GIL back sooner than the
-    # default 5 ms so a transaction is not stretched by the event loop's turn.
-    sys.setswitchinterval(0.0005)
-    # Everything built at start-up (models, catalogs, city profile, schemas) lives as long as
-    # the process: move it out of the collector's reach so full collections stay cheap
-    # (measured: ~10 % less CPU per update in bench/inbound.py).
-    gc.collect()
-    gc.freeze()
+    from bot.runtime import tune_process
+
+    tune_process()
 
     async def main() -> None:
         stop = asyncio.Event()
