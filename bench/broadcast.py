@@ -264,8 +264,13 @@ def table(rows: list[dict[str, Any]]) -> str:
         cells = []
         for c in cols:
             v = r[c]
-            cells.append(f"{v:>22}" if c == "name" else (f"{v:>10.2f}" if isinstance(v, float)
-                                                        else f"{v:>10}"))  # fmt: skip
+            digits = 3 if c == "ratio" else 2  # 0.9557 is not "0.96" against a 0.95 goal
+            if c == "name":
+                cells.append(f"{v:>22}")
+            elif isinstance(v, float):
+                cells.append(f"{v:>10.{digits}f}")
+            else:
+                cells.append(f"{v:>10}")
         lines.append(" | ".join(cells))
     return "\n".join(lines)
 

@@ -218,15 +218,26 @@ class Sender:
         ids = [r.id for r in chosen if r.id is not None]
         chosen_ids = set(ids)
         self._cache = [r for r in self._cache if r.id not in chosen_ids]
-        claimed = set(await asyncio.to_thread(self._claim, ids))
+        # Results that came back meanwhile are recorded in the same transaction as the claim.
+        batch, self._results = self._results, []
+        try:
+            claimed = set(await asyncio.to_thread(self._claim_and_record, ids, batch))
+        except Exception:
+            self._results = batch + self._results
+            raise
+        self._recorded(batch)
         for row in chosen:
             if row.id in claimed:  # cancelled meanwhile (e.g. recipient blocked): skip
                 self._start(row)
         return 0.0
 
-    def _claim(self, ids: list[int]) -> list[int]:
+    def _claim_and_record(
+        self, ids: list[int], batch: list[tuple[DueMessage, SendResult]]
+    ) -> list[int]:
         with self.db.session() as s:
-            return Repo(s).outbox_claim(ids)
+            repo = Repo(s)
+            self._record_in(repo, batch)
+            return repo.outbox_claim(ids)
 
     def _start(self, row: DueMessage) -> None:
         key = (row.channel, row.address)
@@ -285,6 +296,12 @@ class Sender:
             self._results = batch + self._results
             await asyncio.sleep(0.5)
             return
+        self._recorded(batch)
+
+    def _recorded(self, batch: list[tuple[DueMessage, SendResult]]) -> None:
+        """After the results' commit: their chats may take the next message."""
+        if not batch:
+            return
         for row, _res in batch:
             self._inflight_addr.discard((row.channel, row.address))
         if any(res.status != "sent" for _row, res in batch):
@@ -292,34 +309,34 @@ class Sender:
         self._wake.set()
 
     def _record(self, batch: list[tuple[DueMessage, SendResult]]) -> None:
-        now = utcnow()
         with self.db.session() as s:
-            repo = Repo(s)
-            sent = [
-                {"b_id": row.id, "b_msg": res.message_id, "b_at": now}
-                for row, res in batch
-                if res.status == "sent"
-            ]
-            repo.outbox_record(sent)  # one executemany for the common case
-            for row, res in batch:
-                if res.status == "sent":
-                    self.stats.sent += 1
-                    self.stats.by_channel[row.channel] = (
-                        self.stats.by_channel.get(row.channel, 0) + 1
-                    )
-                elif res.status == "blocked":
-                    repo.outbox_mark_failed(row.id, res.error or "blocked", state="failed")
-                    if row.identity_id is not None:
-                        repo.deactivate_identity(row.identity_id)
-                        repo.outbox_cancel_for_identity(
-                            row.identity_id, "recipient blocked the bot"
-                        )
-                    self.stats.blocked += 1
-                elif res.status == "retry" and row.attempts + 1 < MAX_ATTEMPTS:
-                    delay = res.retry_after if res.retry_after else backoff(row.attempts + 1)
-                    repo.outbox_mark_retry(row.id, now + timedelta(seconds=delay), res.error)
-                    self.stats.retried += 1
-                else:
-                    repo.outbox_mark_failed(row.id, res.error or res.status)
-                    self.stats.failed += 1
-                    log.warning("outbox %s to %s failed: %s", row.id, row.channel, res.error)
+            self._record_in(Repo(s), batch)
+
+    def _record_in(self, repo: Repo, batch: list[tuple[DueMessage, SendResult]]) -> None:
+        if not batch:
+            return
+        now = utcnow()
+        sent = [
+            {"b_id": row.id, "b_msg": res.message_id, "b_at": now}
+            for row, res in batch
+            if res.status == "sent"
+        ]
+        repo.outbox_record(sent)  # one executemany for the common case
+        for row, res in batch:
+            if res.status == "sent":
+                self.stats.sent += 1
+                self.stats.by_channel[row.channel] = self.stats.by_channel.get(row.channel, 0) + 1
+            elif res.status == "blocked":
+                repo.outbox_mark_failed(row.id, res.error or "blocked", state="failed")
+                if row.identity_id is not None:
+                    repo.deactivate_identity(row.identity_id)
+                    repo.outbox_cancel_for_identity(row.identity_id, "recipient blocked the bot")
+                self.stats.blocked += 1
+            elif res.status == "retry" and row.attempts + 1 < MAX_ATTEMPTS:
+                delay = res.retry_after if res.retry_after else backoff(row.attempts + 1)
+                repo.outbox_mark_retry(row.id, now + timedelta(seconds=delay), res.error)
+                self.stats.retried += 1
+            else:
+                repo.outbox_mark_failed(row.id, res.error or res.status)
+                self.stats.failed += 1
+                log.warning("outbox %s to %s failed: %s", row.id, row.channel, res.error)

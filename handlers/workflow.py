@@ -151,8 +151,9 @@ def post_to_queue(
 
 
 def on_report_created(n: Notifier, report: Report) -> None:
-    """A new report: deadlines, then the card in the OPD's queue."""
-    track = ensure_track(n.repo, n.svc, report)
+    """A new report (it has no track yet): deadlines, then the card in the OPD's queue."""
+    track = new_track(n.svc, report, report.created_at)
+    WorkRepo(n.repo).save(track)
     post_to_queue(
         n, report, lambda _: _("🆕 New report {code}").format(code=report.code), track=track
     )
