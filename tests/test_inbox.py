@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.inbox import Inbox, InboxWorker
 from handlers.events import Inbound, Outgoing, Reply
-from storage.db import Database
+from storage.db import Database, utcnow
 from storage.repo import Repo
 
 
@@ -60,6 +60,14 @@ async def drain(worker: InboxWorker, db: Database) -> None:
     await task
 
 
+def pending_texts(db: Database) -> list[str]:
+    """Texts queued in the outbox, sorted; the inbox must be empty by then."""
+    with db.session() as s:
+        repo = Repo(s)
+        assert repo.inbox_pending() == []
+        return sorted(r.payload["text"] for r in repo.outbox_due(utcnow(), channels=["telegram"]))
+
+
 async def test_replayed_updates_are_dropped_and_order_is_kept_per_sender(db_url: str) -> None:
     db = Database(db_url)
     inbox = Inbox(db)
@@ -90,16 +98,7 @@ async def test_a_failing_update_is_retried_then_answered_with_an_apology(sqlite_
     seen: list[tuple[str, int]] = []
     await drain(make_worker(db, inbox, seen, fail_on={1}), db)
     assert seen == [("a", 2)]  # 2 waited for 1 to give up: order kept
-    with db.session() as s:
-        repo = Repo(s)
-        assert repo.inbox_pending() == []
-        texts = sorted(
-            r.payload["text"]
-            for r in repo.outbox_due(
-                __import__("storage.db", fromlist=["utcnow"]).utcnow(), channels=["telegram"]
-            )
-        )
-    assert texts == ["ok 2", "sorry"]
+    assert pending_texts(db) == ["ok 2", "sorry"]
 
 
 async def test_an_item_is_handled_once_even_if_offered_twice(db_url: str) -> None:
@@ -129,17 +128,9 @@ async def test_one_failing_update_in_a_group_rolls_back_alone(db_url: str) -> No
     assert await inbox.accept_many("telegram", items) == 6
     seen: list[tuple[str, int]] = []
     await drain(make_worker(db, inbox, seen, fail_on={2}), db)
+    assert pending_texts(db) == ["ok 0", "ok 1", "ok 3", "ok 4", "ok 5", "sorry"]
     with db.session() as s:
-        repo = Repo(s)
-        assert repo.inbox_pending() == []
-        texts = sorted(
-            r.payload["text"]
-            for r in repo.outbox_due(
-                __import__("storage.db", fromlist=["utcnow"]).utcnow(), channels=["telegram"]
-            )
-        )
-        item = repo.inbox_item(3)
-    assert texts == ["ok 0", "ok 1", "ok 3", "ok 4", "ok 5", "sorry"]
+        item = Repo(s).inbox_item(3)
     assert item is not None and item.error is not None and "handler bug" in item.error
 
 

@@ -16,6 +16,7 @@ import logging
 from typing import Any, Literal
 
 from aiogram import Bot
+from aiogram import methods as tg
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
@@ -28,17 +29,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.methods import (
-    AnswerCallbackQuery,
-    DeleteWebhook,
-    GetFile,
-    GetMe,
-    GetUpdates,
-    SendMessage,
-    SendPhoto,
-    SetMyCommands,
-    SetWebhook,
-)
+from aiogram.methods import GetUpdates
 from aiogram.methods.base import Response
 from aiogram.types import (
     BotCommand,
@@ -118,15 +109,15 @@ def pinned_response_types() -> tuple[type, ...]:
     these machines (most of a send).  Whoever holds these keeps pydantic's cache warm.
     """
     methods = (
-        AnswerCallbackQuery,
-        DeleteWebhook,
-        GetFile,
-        GetMe,
-        GetUpdates,
-        SendMessage,
-        SendPhoto,
-        SetMyCommands,
-        SetWebhook,
+        tg.AnswerCallbackQuery,
+        tg.DeleteWebhook,
+        tg.GetFile,
+        tg.GetMe,
+        tg.GetUpdates,
+        tg.SendMessage,
+        tg.SendPhoto,
+        tg.SetMyCommands,
+        tg.SetWebhook,
     )
     return tuple(Response[m.__returning__] for m in methods)  # type: ignore[name-defined]
 
