@@ -124,6 +124,7 @@ class App:
             self.process,
             self.apology,
             self.sender.wake,
+            prepare=self.prepare if self.services.geocoder is not None else None,
         )
         self.scheduler = Scheduler(self.db)
         self.route_installers: list[RouteInstaller] = [
@@ -142,6 +143,26 @@ class App:
     def process(self, repo: Repo, ev: Inbound) -> list[Outgoing]:
         self.metrics.observe_inbound(ev.channel)
         return handle(repo, self.services, self.registry, ev)
+
+    async def prepare(self, events: list[Inbound]) -> None:
+        """Before an update's transaction: make the geocoder calls its handling will make, so
+        they are answered from the cache inside the transaction (see `geocoder_lookups`)."""
+        from handlers.citizen import geocoder_lookups
+
+        geocoder = self.services.geocoder
+        for ev in events:
+            step = None
+            if ev.kind == "text":  # only typed text needs the step (is it a typed place?)
+                step = await asyncio.to_thread(self._step_of, ev.channel, ev.external_id)
+            for method, args in geocoder_lookups(self.services, step, ev):
+                await asyncio.to_thread(getattr(geocoder, method), *args)
+
+    def _step_of(self, channel: str, external_id: str) -> str | None:
+        with self.db.session() as s:
+            repo = Repo(s)
+            who = repo.who(channel, external_id)
+            state = repo.conversation_state(who[0].id) if who else None
+            return state[0] if state else None
 
     def apology(self, repo: Repo, ev: Inbound) -> list[Outgoing]:
         """After the last failed attempt at an update: tell the person, don't go silent."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,7 @@ class Geocoder:
         language: str = "id",
         cache_size: int = 1024,
         min_delay_seconds: float = MIN_DELAY_SECONDS,
+        cooldown_seconds: float = 30.0,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -95,6 +97,10 @@ class Geocoder:
         self.viewbox = viewbox
         self.language = language
         self._cache = _Lru(cache_size)
+        # After a failure, answer "no result" at once for a while instead of making every
+        # citizen wait for the timeout again (a down server, or one that refuses us).
+        self.cooldown_seconds = cooldown_seconds
+        self._down_until = 0.0
         # one limiter for both kinds of request, so the total stays ≤ 1 request/s
         self._limited = RateLimiter(
             self._request,
@@ -121,11 +127,21 @@ class Geocoder:
         return self._nominatim.reverse((lat, lon), exactly_one=True, language=self.language)
 
     def _call(self, kind: str, *args: Any) -> tuple[bool, Any]:
-        """(ok, location); ok is False when the server could not answer."""
+        """(ok, location); ok is False when the server could not answer (or failed lately)."""
+        if time.monotonic() < self._down_until:
+            return False, None
         try:
             return True, self._limited(kind, *args)
         except (GeopyError, OSError, ValueError) as exc:
-            log.warning("geocoder %s %r failed: %s: %s", kind, args, type(exc).__name__, exc)
+            log.warning(
+                "geocoder %s %r failed: %s: %s; not asked again for %.0f s",
+                kind,
+                args,
+                type(exc).__name__,
+                exc,
+                self.cooldown_seconds,
+            )
+            self._down_until = time.monotonic() + self.cooldown_seconds
             return False, None
 
     def geocode(self, query: str) -> GeoResult | None:

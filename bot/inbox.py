@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bot.channels.base import Channel
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 Process = Callable[[Repo, Inbound], list[Outgoing]]
 Apology = Callable[[Repo, Inbound], list[Outgoing]]
+Prepare = Callable[[list[Inbound]], Awaitable[None]]
+
+READ_WAIT = 0.05  # a round waits this long for slow reads, then goes without them
 
 
 def write_outgoing(repo: Repo, outs: Sequence[Outgoing]) -> int:
@@ -105,6 +108,7 @@ class InboxWorker:
         parallel: int = 4,
         max_attempts: int = 3,
         group: int = 50,
+        prepare: Prepare | None = None,
     ) -> None:
         self.db = db
         self.inbox = inbox
@@ -115,6 +119,9 @@ class InboxWorker:
         self.parallel = parallel
         self.max_attempts = max_attempts
         self.group = group  # items per round (one transaction)
+        # Slow I/O an update needs before its transaction (e.g. warming the geocoder's cache),
+        # run while the item is read, outside any transaction.
+        self.prepare = prepare
         self.handled = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -145,9 +152,23 @@ class InboxWorker:
         for item_id, channel, payload, sender in items:
             lane = f"{channel}:{sender}" if sender else f"item:{item_id}"
             lanes.setdefault(lane, []).append((item_id, channel, payload))
+        # Each lane's head is read (and prepared) as a task; a round takes the heads that are
+        # ready, so one slow photo download or geocoder lookup holds only its own sender.
+        reading: dict[int, asyncio.Task[list[Inbound] | None]] = {}
         while lanes:
-            heads = [(lane, queue[0]) for lane, queue in list(lanes.items())[: self.group]]
-            read = await asyncio.gather(*(self._read(item) for _lane, item in heads))
+            for queue in lanes.values():
+                item = queue[0]
+                if item[0] not in reading:
+                    reading[item[0]] = asyncio.create_task(self._read_prepared(item))
+            head_tasks = [reading[queue[0][0]] for queue in lanes.values()]
+            if not all(t.done() for t in head_tasks):
+                await asyncio.wait(head_tasks, timeout=READ_WAIT)
+            if not any(t.done() for t in head_tasks):
+                await asyncio.wait(head_tasks, return_when=asyncio.FIRST_COMPLETED)
+            heads = [
+                (lane, queue[0]) for lane, queue in lanes.items() if reading[queue[0][0]].done()
+            ][: self.group]
+            read = [reading.pop(item[0]).result() for _lane, item in heads]
             batch = [
                 (item[0], events)
                 for (_lane, item), events in zip(heads, read, strict=True)
@@ -174,6 +195,15 @@ class InboxWorker:
                     del lanes[lane]
             if wrote:
                 self.on_outbox()
+
+    async def _read_prepared(self, item: tuple[int, str, dict[str, Any]]) -> list[Inbound] | None:
+        events = await self._read(item)
+        if events and self.prepare is not None:
+            try:
+                await self.prepare(events)
+            except Exception:  # preparing is an optimisation: handling goes on without it
+                log.warning("preparing inbox item %s failed", item[0], exc_info=True)
+        return events
 
     async def _read(self, item: tuple[int, str, dict[str, Any]]) -> list[Inbound] | None:
         """The adapter's events for a stored update (media fetched); None if that failed."""

@@ -19,8 +19,8 @@ from typing import Any
 from babel.dates import format_datetime
 
 from bot.i18n import N_
-from handlers.core import Ctx, Gettext, Registry
-from handlers.events import Choice, MediaRef, Reply
+from handlers.core import Ctx, Gettext, Registry, Services
+from handlers.events import Choice, Inbound, MediaRef, Reply
 from storage.models import STATUS_NEW, Photo, Report, ReportEvent
 from storage.work_repo import WorkRepo
 
@@ -330,6 +330,32 @@ def _step_location(ctx: Ctx, data: dict[str, Any]) -> None:
     )
 
 
+def place_query(svc: Services, text: str) -> str:
+    """What the geocoder is asked for a typed place."""
+    return f"{text[:300]}, {svc.city.city.name}"
+
+
+def geocoder_lookups(
+    svc: Services, step: str | None, ev: Inbound
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """The geocoder calls handling `ev` at `step` will make, as (method name, arguments).
+
+    The inbox worker makes them before the update's transaction, so the answers are in the
+    geocoder's cache when the handler asks: a slow or rate-limited geocoder (Nominatim allows
+    1 request/s) then never holds the database.
+    """
+    if svc.geocoder is None or step not in (None, "report.location"):
+        return []
+    if ev.kind == "location" and ev.lat is not None and ev.lon is not None:
+        if svc.areas.locate(ev.lat, ev.lon) is not None:
+            return [("reverse", (ev.lat, ev.lon))]
+    if step == "report.location" and ev.kind == "text" and ev.text:
+        text = ev.text.strip()[:300]
+        if len(text) >= 3 and not svc.areas.match_place(text):
+            return [("geocode", (place_query(svc, text),))]
+    return []
+
+
 def resolve_place(ctx: Ctx, data: dict[str, Any], text: str) -> None:
     """Typed place: fuzzy names and landmarks first, then the geocoder if configured."""
     _ = ctx.gettext
@@ -352,7 +378,7 @@ def resolve_place(ctx: Ctx, data: dict[str, Any], text: str) -> None:
             "precise": m.kind == "landmark",
         }
     elif ctx.svc.geocoder is not None and len(text) >= 3:
-        found = ctx.svc.geocoder.geocode(f"{text}, {ctx.svc.city.city.name}")
+        found = ctx.svc.geocoder.geocode(place_query(ctx.svc, text))
         if found is not None:
             hit = ctx.svc.areas.locate(found.lat, found.lon)
             if hit is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import aiohttp
@@ -211,3 +212,31 @@ async def _post_raw(url: str, body: bytes, secret: str) -> int:
         s.post(url, data=body, headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as r,
     ):
         return r.status
+
+
+def test_a_slow_geocoder_holds_only_the_citizen_who_typed_a_place(tmp_path: Path) -> None:
+    """Nominatim answers after 2 s. While one citizen's typed address is being looked up (before
+    the transaction, by the inbox worker), another citizen is answered at once; then the first
+    gets the place to confirm, from the geocoder's cache inside the transaction."""
+    from tests.fakes.nominatim import FakeNominatim, place
+
+    towua = place(-0.9150, 119.8800, "Jalan Towua, Tatura, Palu")
+    with FakeNominatim(places={"jalan towua nomor 12, kota palu": towua}) as nominatim:
+        url = f"sqlite:///{tmp_path / 'e2e.db'}"
+        with running_bot(url, tmp_path, GEOCODER_URL=nominatim.url) as bot:
+            bot.say(UID, "/lapor")
+            bot.press(UID, "cat:jalan_rusak")
+            bot.say(UID, "Jalan berlubang besar, bahaya untuk motor")
+            nominatim.delay = 2.0
+            other = UID + 1
+            started = time.monotonic()
+            bot.api.push_update(bot.api.text_update(UID, "Jalan Towua nomor 12"))
+            out = bot.say(other, "/start")
+            other_waited = time.monotonic() - started
+            assert "Selamat datang" in text_of(out)
+            bot.api.wait_for_sync(lambda: len(bot.api.sent_to(UID)) >= 4, 15)
+            place_reply = bot.api.sent_to(UID)[-1]
+            assert "Jalan Towua" in (place_reply.get("text") or "")
+            assert "loc:yes" in buttons(place_reply)
+            assert other_waited < 1.5, other_waited
+            assert nominatim.count("/search") == 1  # asked once, before the transaction

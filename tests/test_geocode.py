@@ -78,7 +78,7 @@ def test_reverse_gives_a_readable_address_and_is_cached(fake: FakeNominatim) -> 
 def test_down_server_gives_none_and_is_not_cached(
     fake: FakeNominatim, caplog: pytest.LogCaptureFixture
 ) -> None:
-    geocoder = _geocoder(fake)
+    geocoder = _geocoder(fake, cooldown_seconds=0)
     fake.down = True
     with caplog.at_level(logging.WARNING, logger="bot.geocode"):
         assert geocoder.geocode("taman gor palu") is None

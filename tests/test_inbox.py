@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from bot.inbox import Inbox, InboxWorker
@@ -153,3 +154,38 @@ async def test_many_senders_in_one_round_keep_order(db_url: str) -> None:
         assert mine == sorted(mine) and len(mine) == 3
     with db.session() as s:
         assert Repo(s).outbox_counts() == {"pending": 120}
+
+
+async def test_a_slow_read_holds_only_its_own_sender(sqlite_url: str) -> None:
+    """A photo download or geocoder lookup that takes long (here 1 s) must not hold the other
+    senders' updates: they are handled and committed while it is still being read."""
+    db = Database(sqlite_url)
+    inbox = Inbox(db)
+    items = [(str(n), {"user": u, "n": n}, u) for n, u in enumerate(["slow", "a", "b", "c"])]
+    items.append(("4", {"user": "a", "n": 4}, "a"))
+    await inbox.accept_many("telegram", items)
+    handled_at: dict[int, float] = {}
+    prepared: list[str] = []
+
+    async def prepare(events: list[Inbound]) -> None:
+        prepared.append(events[0].external_id)
+        if events[0].external_id == "slow":
+            await asyncio.sleep(1.0)
+
+    seen: list[tuple[str, int]] = []
+    worker = make_worker(db, inbox, seen)
+    worker.prepare = prepare
+    inner = worker.process
+    loop_start = time.monotonic()
+
+    def timed(repo: Repo, ev: Inbound) -> list[Outgoing]:
+        handled_at[int(ev.text or 0)] = time.monotonic() - loop_start  # (a worker thread)
+        return inner(repo, ev)
+
+    worker.process = timed
+    await drain(worker, db)
+    assert sorted(handled_at) == [0, 1, 2, 3, 4]
+    assert max(handled_at[n] for n in (1, 2, 3, 4)) < 0.5  # did not wait for "slow"
+    assert handled_at[0] >= 1.0
+    assert sorted(prepared) == ["a", "a", "b", "c", "slow"]
+    assert pending_texts(db) == [f"ok {n}" for n in range(5)]
