@@ -660,19 +660,6 @@ class Repo:
         )
         return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
-    def outbox_mark_sent(self, item_id: int, message_id: str | None) -> None:
-        self.s.execute(
-            update(OutboxItem)
-            .where(col(OutboxItem.id) == item_id)
-            .values(
-                state="sent",
-                platform_message_id=message_id,
-                sent_at=utcnow(),
-                attempts=OutboxItem.attempts + 1,
-                error=None,
-            )
-        )
-
     def outbox_mark_retry(self, item_id: int, when: datetime, error: str | None) -> int:
         item = self.s.get(OutboxItem, item_id)
         if item is None:
