@@ -149,11 +149,21 @@ class InboxWorker:
         stay in order.
         """
         lanes: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
-        for item_id, channel, payload, sender in items:
-            lane = f"{channel}:{sender}" if sender else f"item:{item_id}"
-            lanes.setdefault(lane, []).append((item_id, channel, payload))
+        known: set[int] = set()  # items taken into this batch
+        held: set[str] = set()  # lanes stopped by a failure: their later items wait too
+
+        def add(new: list[tuple[int, str, dict[str, Any], str | None]]) -> None:
+            for item_id, channel, payload, sender in new:
+                lane = f"{channel}:{sender}" if sender else f"item:{item_id}"
+                if item_id in known or lane in held:
+                    continue
+                known.add(item_id)
+                lanes.setdefault(lane, []).append((item_id, channel, payload))
+
+        add(items)
         # Each lane's head is read (and prepared) as a task; a round takes the heads that are
         # ready, so one slow photo download or geocoder lookup holds only its own sender.
+        # While every head is still reading, updates that arrive meanwhile join the batch.
         reading: dict[int, asyncio.Task[list[Inbound] | None]] = {}
         while lanes:
             for queue in lanes.values():
@@ -164,7 +174,13 @@ class InboxWorker:
             if not all(t.done() for t in head_tasks):
                 await asyncio.wait(head_tasks, timeout=READ_WAIT)
             if not any(t.done() for t in head_tasks):
-                await asyncio.wait(head_tasks, return_when=asyncio.FIRST_COMPLETED)
+                self.inbox.wake.clear()
+                arrived = asyncio.ensure_future(self.inbox.wake.wait())
+                await asyncio.wait([*head_tasks, arrived], return_when=asyncio.FIRST_COMPLETED)
+                arrived.cancel()
+                if self.inbox.wake.is_set():
+                    add(await asyncio.to_thread(self._pending))
+                continue
             heads = [
                 (lane, queue[0]) for lane, queue in lanes.items() if reading[queue[0][0]].done()
             ][: self.group]
@@ -186,6 +202,7 @@ class InboxWorker:
                     wrote = True
                     if not done:
                         del lanes[lane]  # keep this sender's order: retry from here next time
+                        held.add(lane)
                         continue
                 else:
                     self.handled += 1

@@ -229,8 +229,9 @@ def test_a_slow_geocoder_holds_only_the_citizen_who_typed_a_place(tmp_path: Path
             bot.say(UID, "Jalan berlubang besar, bahaya untuk motor")
             nominatim.delay = 2.0
             other = UID + 1
-            started = time.monotonic()
             bot.api.push_update(bot.api.text_update(UID, "Jalan Towua nomor 12"))
+            time.sleep(0.3)  # the lookup is under way when the other citizen writes
+            started = time.monotonic()
             out = bot.say(other, "/start")
             other_waited = time.monotonic() - started
             assert "Selamat datang" in text_of(out)
@@ -238,5 +239,5 @@ def test_a_slow_geocoder_holds_only_the_citizen_who_typed_a_place(tmp_path: Path
             place_reply = bot.api.sent_to(UID)[-1]
             assert "Jalan Towua" in (place_reply.get("text") or "")
             assert "loc:yes" in buttons(place_reply)
-            assert other_waited < 1.5, other_waited
+            assert other_waited < 1.2, other_waited  # the lookup still has 1.7 s to go
             assert nominatim.count("/search") == 1  # asked once, before the transaction
