@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.city import load_city
 from storage.db import Database, upgrade
-from tests.fakes.procs import BotProcess, free_port
+from tests.e2e import web_only_env
+from tests.fakes.procs import BotProcess
 from tests.test_open311 import seed_reports
 
 
@@ -79,18 +80,8 @@ def main() -> None:
         codes = seed_reports(db, load_city("palu"), args.reports, now=datetime.now(UTC), days=365)
         db.dispose()
         print(f"seeded {len(codes)} reports in {time.perf_counter() - t0:.1f} s")
-        port = free_port()
-        env = {
-            "DATABASE_URL": url,
-            "MEDIA_DIR": str(tmp / "media"),
-            "HTTP_PORT": str(port),
-            "DEMO_ENABLED": "true",
-            "TELEGRAM_BOT_TOKEN": "",
-            "WHATSAPP_TOKEN": "",
-            "WHATSAPP_PHONE_ID": "",
-            "SCHEDULER_ENABLED": "false",
-            "LOG_LEVEL": "WARNING",
-        }
+        env = web_only_env(url, tmp)
+        port = env["HTTP_PORT"]
         rng = random.Random(2)
         sample = rng.sample(codes, 200)
         cases = [

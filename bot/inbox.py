@@ -92,8 +92,8 @@ class Inbox:
 class InboxWorker:
     """Takes stored updates oldest first and runs each through the core.
 
-    Different senders are handled concurrently (up to `parallel`); one sender's updates
-    strictly one after another, in the order they arrived.
+    Different senders share a round (one transaction, up to `group` of them); one sender's
+    updates run strictly one after another, in the order they arrived.
     """
 
     def __init__(
@@ -105,7 +105,6 @@ class InboxWorker:
         apology: Apology,
         on_outbox: Callable[[], None],
         *,
-        parallel: int = 4,
         max_attempts: int = 3,
         group: int = 50,
         prepare: Prepare | None = None,
@@ -116,7 +115,6 @@ class InboxWorker:
         self.process = process
         self.apology = apology
         self.on_outbox = on_outbox
-        self.parallel = parallel
         self.max_attempts = max_attempts
         self.group = group  # items per round (one transaction)
         # Slow I/O an update needs before its transaction (e.g. warming the geocoder's cache),
@@ -271,42 +269,6 @@ class InboxWorker:
                     log.exception("handling inbox item %s failed", item_id)
                     failed[item_id] = repr(exc)
         return failed
-
-    async def handle_item(self, item_id: int, channel: str, payload: dict[str, Any]) -> bool:
-        """Handle one stored update; False if it failed and stays pending."""
-        adapter = self.channels.get(channel)
-        if adapter is None:
-            await asyncio.to_thread(self._finish_without_channel, item_id, channel)
-            return True
-        try:
-            events = await adapter.to_inbound(payload)
-        except Exception as exc:  # an adapter bug must not stop the worker
-            log.exception("could not read inbox item %s", item_id)
-            return await asyncio.to_thread(
-                self._record_failure, item_id, f"to_inbound: {exc!r}", []
-            )
-        try:
-            wrote = await asyncio.to_thread(self._commit, item_id, events)
-        except Exception as exc:
-            log.exception("handling inbox item %s failed", item_id)
-            done = await asyncio.to_thread(self._record_failure, item_id, repr(exc), events)
-            self.on_outbox()
-            return done
-        self.handled += 1
-        if wrote:
-            self.on_outbox()
-        return True
-
-    def _commit(self, item_id: int, events: list[Inbound]) -> int:
-        with self.db.session() as s:
-            repo = Repo(s)
-            if not repo.inbox_take(item_id):
-                return 0  # already handled
-            wrote = 0
-            for ev in events:
-                outs = self.process(repo, ev)
-                wrote += write_outgoing(repo, outs)
-            return wrote
 
     def _record_failure(self, item_id: int, error: str, events: list[Inbound]) -> bool:
         """Count a failed attempt; after the last one give up and apologise (True)."""

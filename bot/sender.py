@@ -105,6 +105,13 @@ class SenderStats:
     by_channel: dict[str, int] = field(default_factory=dict)
 
 
+def _outcome(row: DueMessage, res: SendResult) -> str:
+    """sent | blocked | retry | failed (a retry past the last attempt fails)."""
+    if res.status == "retry":
+        return "retry" if row.attempts + 1 < MAX_ATTEMPTS else "failed"
+    return res.status if res.status in ("sent", "blocked") else "failed"
+
+
 def backoff(attempts: int) -> float:
     return min(300.0, 2.0 ** max(0, attempts - 1))
 
@@ -173,14 +180,14 @@ class Sender:
             self._dirty = False
             self._cache = await asyncio.to_thread(self._load_due)
             self._cache_at = time.monotonic()
-            self._max_seen = max((r.id or 0 for r in self._cache), default=self._max_seen)
+            self._max_seen = max((r.id for r in self._cache), default=self._max_seen)
             now = self._cache_at
         elif self._dirty:
             # New rows were committed: load only those and merge them in priority order.
             self._dirty = False
             fresh = await asyncio.to_thread(self._load_due, self._max_seen)
             if fresh:
-                self._max_seen = max(r.id or 0 for r in fresh)
+                self._max_seen = max(r.id for r in fresh)
                 self._cache = sorted([*self._cache, *fresh], key=lambda r: (r.priority, r.id))
             now = time.monotonic()
         if not self._cache:
@@ -215,7 +222,7 @@ class Sender:
             room -= 1
         if not chosen:
             return max(wait, 0.001)
-        ids = [r.id for r in chosen if r.id is not None]
+        ids = [r.id for r in chosen]
         chosen_ids = set(ids)
         self._cache = [r for r in self._cache if r.id not in chosen_ids]
         # Results that came back meanwhile are recorded in the same transaction as the claim.
@@ -249,7 +256,6 @@ class Sender:
 
     async def _send(self, row: DueMessage) -> None:
         transport = self.transports[row.channel]
-        assert row.id is not None
         msg = OutboundMessage(
             outbox_id=row.id,
             channel=row.channel,
@@ -299,11 +305,22 @@ class Sender:
         self._recorded(batch)
 
     def _recorded(self, batch: list[tuple[DueMessage, SendResult]]) -> None:
-        """After the results' commit: their chats may take the next message."""
+        """After the results' commit: count them; their chats may take the next message."""
         if not batch:
             return
-        for row, _res in batch:
+        for row, res in batch:
             self._inflight_addr.discard((row.channel, row.address))
+            outcome = _outcome(row, res)
+            if outcome == "sent":
+                self.stats.sent += 1
+                self.stats.by_channel[row.channel] = self.stats.by_channel.get(row.channel, 0) + 1
+            elif outcome == "blocked":
+                self.stats.blocked += 1
+            elif outcome == "retry":
+                self.stats.retried += 1
+            else:
+                self.stats.failed += 1
+                log.warning("outbox %s to %s failed: %s", row.id, row.channel, res.error)
         if any(res.status != "sent" for _row, res in batch):
             self._cache_at = 0.0  # retries and cancellations changed the queue: full reload
         self._wake.set()
@@ -313,6 +330,7 @@ class Sender:
             self._record_in(Repo(s), batch)
 
     def _record_in(self, repo: Repo, batch: list[tuple[DueMessage, SendResult]]) -> None:
+        """Write the results (caller's transaction); `_recorded` counts them after the commit."""
         if not batch:
             return
         now = utcnow()
@@ -323,20 +341,16 @@ class Sender:
         ]
         repo.outbox_record(sent)  # one executemany for the common case
         for row, res in batch:
-            if res.status == "sent":
-                self.stats.sent += 1
-                self.stats.by_channel[row.channel] = self.stats.by_channel.get(row.channel, 0) + 1
-            elif res.status == "blocked":
+            outcome = _outcome(row, res)
+            if outcome == "sent":
+                continue
+            if outcome == "blocked":
                 repo.outbox_mark_failed(row.id, res.error or "blocked", state="failed")
                 if row.identity_id is not None:
                     repo.deactivate_identity(row.identity_id)
                     repo.outbox_cancel_for_identity(row.identity_id, "recipient blocked the bot")
-                self.stats.blocked += 1
-            elif res.status == "retry" and row.attempts + 1 < MAX_ATTEMPTS:
+            elif outcome == "retry":
                 delay = res.retry_after if res.retry_after else backoff(row.attempts + 1)
                 repo.outbox_mark_retry(row.id, now + timedelta(seconds=delay), res.error)
-                self.stats.retried += 1
             else:
                 repo.outbox_mark_failed(row.id, res.error or res.status)
-                self.stats.failed += 1
-                log.warning("outbox %s to %s failed: %s", row.id, row.channel, res.error)

@@ -69,14 +69,10 @@ def text_of(msgs: list[dict[str, Any]]) -> str:
     return "\n".join(m.get("text") or m.get("caption") or "" for m in msgs)
 
 
-def bot_env(api: FakeBotAPI, db_url: str, tmp: Path, **extra: str) -> dict[str, str]:
+def base_env(db_url: str, tmp: Path, **extra: str) -> dict[str, str]:
+    """What every bot process under test gets: its database, media folder, a free port."""
     env = {
         "DATABASE_URL": db_url,
-        "TELEGRAM_BOT_TOKEN": api.token,
-        "TELEGRAM_API_BASE": api.base_url,
-        "TELEGRAM_POLL_TIMEOUT": "1",
-        "TELEGRAM_RATE_GLOBAL": "0",
-        "TELEGRAM_RATE_PER_CHAT": "0",
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": str(free_port()),
         "MEDIA_DIR": str(tmp / "media"),
@@ -85,6 +81,31 @@ def bot_env(api: FakeBotAPI, db_url: str, tmp: Path, **extra: str) -> dict[str, 
     }
     env.update(extra)
     return env
+
+
+def web_only_env(db_url: str, tmp: Path, **extra: str) -> dict[str, str]:
+    """No chat channel (tokens blanked, whatever the environment says) and no scheduler: the
+    web demo keeps `lapor run` going for its pages and APIs."""
+    web = {
+        "DEMO_ENABLED": "true",
+        "TELEGRAM_BOT_TOKEN": "",
+        "WHATSAPP_TOKEN": "",
+        "WHATSAPP_PHONE_ID": "",
+        "SCHEDULER_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    return base_env(db_url, tmp, **{**web, **extra})
+
+
+def bot_env(api: FakeBotAPI, db_url: str, tmp: Path, **extra: str) -> dict[str, str]:
+    telegram = {
+        "TELEGRAM_BOT_TOKEN": api.token,
+        "TELEGRAM_API_BASE": api.base_url,
+        "TELEGRAM_POLL_TIMEOUT": "1",
+        "TELEGRAM_RATE_GLOBAL": "0",
+        "TELEGRAM_RATE_PER_CHAT": "0",
+    }
+    return base_env(db_url, tmp, **{**telegram, **extra})
 
 
 @contextmanager

@@ -19,7 +19,8 @@ from yarl import URL
 from bot.city import load_city
 from storage.db import Database
 from storage.models import Photo, Report, Staff
-from tests.fakes.procs import BotProcess, free_port
+from tests.e2e import web_only_env
+from tests.fakes.procs import BotProcess
 from tests.test_open311 import jpeg_bytes
 
 pytestmark = pytest.mark.e2e
@@ -28,17 +29,9 @@ CODE_RE = re.compile(r"\b(PLU-\d{4}-\d{4,5})\b")
 
 @pytest.fixture
 async def demo(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    port = free_port()
     url = f"sqlite:///{tmp_path / 'lapor.db'}"
-    env = {
-        "DATABASE_URL": url,
-        "MEDIA_DIR": str(tmp_path / "media"),
-        "HTTP_PORT": str(port),
-        "TELEGRAM_BOT_TOKEN": "",
-        "WHATSAPP_TOKEN": "",
-        "WHATSAPP_PHONE_ID": "",
-        "SCHEDULER_ENABLED": "false",
-    }
+    env = web_only_env(url, tmp_path)
+    port = env["HTTP_PORT"]
     proc = BotProcess(env, log_path=tmp_path / "bot.log")
     with proc:
         await proc.wait_ready_async(30)

@@ -24,7 +24,7 @@ from sqlmodel import col, select
 from storage.db import Database, utcnow
 from storage.models import ChannelIdentity, InboxItem, OutboxItem, Person, Photo, Report, Staff
 from tests.dbs import database_url
-from tests.e2e import jpeg_with_exif, wait_until
+from tests.e2e import base_env, jpeg_with_exif, wait_until
 from tests.fakes.graph_api import (
     PHONE_ID,
     WA_ID,
@@ -39,7 +39,7 @@ from tests.fakes.graph_api import (
     text_message,
     webhook_body,
 )
-from tests.fakes.procs import REPO, BotProcess, ProcessDied, free_port
+from tests.fakes.procs import REPO, BotProcess, ProcessDied
 
 pytestmark = pytest.mark.e2e
 
@@ -90,22 +90,15 @@ class WaBot:
 
 
 def wa_env(graph: FakeGraphAPI, db_url: str, tmp: Path, **extra: str) -> dict[str, str]:
-    env = {
-        "DATABASE_URL": db_url,
+    whatsapp = {
         "WHATSAPP_TOKEN": graph.token,
         "WHATSAPP_PHONE_ID": PHONE_ID,
         "WHATSAPP_APP_SECRET": SECRET,
         "WHATSAPP_VERIFY_TOKEN": VERIFY,
         "WHATSAPP_API_BASE": graph.base_url,
         "TELEGRAM_BOT_TOKEN": "",  # only WhatsApp, whatever the environment says
-        "HTTP_HOST": "127.0.0.1",
-        "HTTP_PORT": str(free_port()),
-        "MEDIA_DIR": str(tmp / "media"),
-        "CITY": "palu",
-        "LOG_LEVEL": "INFO",
     }
-    env.update(extra)
-    return env
+    return base_env(db_url, tmp, **{**whatsapp, **extra})
 
 
 @contextmanager

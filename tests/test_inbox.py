@@ -44,9 +44,7 @@ def make_worker(
     def apology(repo: Repo, ev: Inbound) -> list[Outgoing]:
         return [Outgoing(channel="telegram", address=ev.external_id, reply=Reply(text="sorry"))]
 
-    return InboxWorker(
-        db, inbox, {"telegram": EchoChannel()}, process, apology, lambda: None, parallel=4
-    )
+    return InboxWorker(db, inbox, {"telegram": EchoChannel()}, process, apology, lambda: None)
 
 
 async def drain(worker: InboxWorker, db: Database) -> None:
@@ -103,21 +101,30 @@ async def test_a_failing_update_is_retried_then_answered_with_an_apology(sqlite_
 
 
 async def test_an_item_is_handled_once_even_if_offered_twice(db_url: str) -> None:
+    """Two workers (say, two processes) take groups that share an update: the conditional
+    take lets only one of them commit it; each group's other update is committed too."""
     db = Database(db_url)
     inbox = Inbox(db)
-    await inbox.accept("telegram", "9", {"user": "z", "n": 9}, "z")
+    for n in (9, 10, 11):
+        await inbox.accept("telegram", str(n), {"user": f"u{n}", "n": n}, f"u{n}")
     seen: list[tuple[str, int]] = []
     worker = make_worker(db, inbox, seen)
     with db.session() as s:
-        item_id = Repo(s).inbox_pending()[0][0]
-    assert item_id is not None
+        ids = {p["n"]: item_id for item_id, _ch, p, _s in Repo(s).inbox_pending()}
+    channel = EchoChannel()
+
+    async def group(*ns: int) -> list[tuple[int, list[Inbound]]]:
+        return [(ids[n], await channel.to_inbound({"user": f"u{n}", "n": n})) for n in ns]
+
+    first, second = await group(9, 10), await group(9, 11)
     await asyncio.gather(
-        worker.handle_item(item_id, "telegram", {"user": "z", "n": 9}),
-        worker.handle_item(item_id, "telegram", {"user": "z", "n": 9}),
+        asyncio.to_thread(worker._commit_group, first),
+        asyncio.to_thread(worker._commit_group, second),
     )
-    assert 1 <= seen.count(("z", 9)) <= 2  # both may run the handler, but only one commits
+    assert 1 <= seen.count(("u9", 9)) <= 2  # both may run the handler, but only one commits
     with db.session() as s:
-        assert Repo(s).outbox_counts() == {"pending": 1}
+        assert Repo(s).outbox_counts() == {"pending": 3}
+    assert pending_texts(db) == ["ok 10", "ok 11", "ok 9"]
 
 
 async def test_one_failing_update_in_a_group_rolls_back_alone(db_url: str) -> None:

@@ -15,7 +15,8 @@ from schemathesis.checks import positive_data_acceptance
 
 from bot.city import load_city
 from storage.db import Database, upgrade
-from tests.fakes.procs import BotProcess, free_port
+from tests.e2e import web_only_env
+from tests.fakes.procs import BotProcess
 from tests.test_open311 import make_key, seed_reports
 
 pytestmark = pytest.mark.e2e
@@ -30,18 +31,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     seed_reports(db, load_city("palu"), 40, now=datetime.now(UTC))
     key = make_key(db)
     db.dispose()
-    port = free_port()
-    env = {
-        "DATABASE_URL": url,
-        "MEDIA_DIR": str(tmp / "media"),
-        "HTTP_PORT": str(port),
-        "DEMO_ENABLED": "true",  # no chat channel: the demo keeps `lapor run` going
-        "TELEGRAM_BOT_TOKEN": "",
-        "WHATSAPP_TOKEN": "",
-        "WHATSAPP_PHONE_ID": "",
-        "SCHEDULER_ENABLED": "false",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = web_only_env(url, tmp)
+    port = env["HTTP_PORT"]
     with BotProcess(env, log_path=tmp / "bot.log") as proc:
         proc.wait_ready(30)
         yield f"http://127.0.0.1:{port}", key

@@ -18,7 +18,8 @@ from bot.city import load_city
 from storage.db import Database, upgrade
 from storage.models import OPEN_STATUSES, Report
 from tests.conftest import REPO_ROOT
-from tests.fakes.procs import BotProcess, free_port
+from tests.e2e import web_only_env
+from tests.fakes.procs import BotProcess
 from tests.test_open311 import seed_reports
 
 pytestmark = pytest.mark.e2e
@@ -53,18 +54,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with db.session() as s:
         reports = list(s.exec(select(Report)))
     db.dispose()
-    port = free_port()
-    env = {
-        "DATABASE_URL": url,
-        "MEDIA_DIR": str(tmp / "media"),
-        "HTTP_PORT": str(port),
-        "DEMO_ENABLED": "true",
-        "TELEGRAM_BOT_TOKEN": "",
-        "WHATSAPP_TOKEN": "",
-        "WHATSAPP_PHONE_ID": "",
-        "SCHEDULER_ENABLED": "false",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = web_only_env(url, tmp)
+    port = env["HTTP_PORT"]
     with BotProcess(env, log_path=tmp / "bot.log") as proc:
         proc.wait_ready(30)
         yield {"base": f"http://127.0.0.1:{port}", "reports": reports, "now": now, "city": city}
