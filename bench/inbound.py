@@ -9,7 +9,7 @@ ended with its ticket. The echo bot gets the same number of plain text updates a
 reply each. Figure: updates/s from pushing the batch until every reply was sent (median of
 RUNS), on SQLite and on PostgreSQL, and the ratio to the echo bot (goal ≥ 0.5).
 
-Run: .venv/bin/python bench/inbound.py [--users 100] [--runs 3] [--no-postgres]
+Run: .venv/bin/python bench/inbound.py [--users 100] [--runs 3] [--no-postgres | --no-sqlite]
 The bot's outbox pacing is switched off (TELEGRAM_RATE_*=0) as the fake has no limits: this
 measures inbound handling + the reply path, not Telegram's 30 msg/s ceiling.
 """
@@ -134,13 +134,15 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only (profiling)")
     args = ap.parse_args()
 
     echo = run_echo_baseline(n_users=args.users, n_msgs_each=STEPS, runs=args.runs)
     rows = [("aiogram echo bot (baseline)", echo["updates_per_s"], echo["runs_s"])]
-    with tempfile.TemporaryDirectory() as d:
-        sq = run_lapor(f"sqlite:///{d}/bench.db", args.users, args.runs)
-    rows.append(("lapor run, SQLite", sq["updates_per_s"], sq["runs_s"]))
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as d:
+            sq = run_lapor(f"sqlite:///{d}/bench.db", args.users, args.runs)
+        rows.append(("lapor run, SQLite", sq["updates_per_s"], sq["runs_s"]))
     if not args.no_postgres:
         import pytest
 

@@ -237,7 +237,8 @@ class InboxWorker:
         """One transaction for several items; returns {item_id: error} for those rolled back.
 
         First try: the whole group without savepoints (the common case, nothing fails): one
-        UPDATE takes every item, one INSERT writes every reply.  If any item raises, that
+        UPDATE takes every item, one SELECT reads every sender with its conversation, one
+        upsert writes the conversations, one INSERT writes every reply.  If any item raises, that
         transaction rolls back entirely and the group runs again with a savepoint per item, so
         only the failing ones are rolled back.
         """
@@ -246,11 +247,12 @@ class InboxWorker:
                 with self.db.session() as s:
                     repo = Repo(s)
                     taken = repo.inbox_take_many([item_id for item_id, _events in batch])
+                    todo = [ev for item_id, events in batch if item_id in taken for ev in events]
+                    repo.begin_round([(ev.channel, ev.external_id) for ev in todo])
                     outs: list[Outgoing] = []
-                    for item_id, events in batch:
-                        if item_id in taken:
-                            for ev in events:
-                                outs.extend(self.process(repo, ev))
+                    for ev in todo:
+                        outs.extend(self.process(repo, ev))
+                    repo.end_round()
                     write_outgoing(repo, outs)
                 return {}
             except Exception:

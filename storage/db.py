@@ -61,7 +61,10 @@ def make_engine(url: str, *, echo: bool = False, single_use: bool = False) -> En
         return engine
     if single_use:
         return create_engine(url, echo=echo, **extra)
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # No pre-ping: it costs a round trip per transaction.  A connection that died (server
+    # restart) fails its transaction once; SQLAlchemy then invalidates every pooled connection
+    # as old as it, and callers retry (the inbox worker and the sender both do).
+    return create_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_recycle=3600)
 
 
 class Database:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -58,6 +59,14 @@ _WHO = (
     .join_from(_IDENT, _PERSON, _PERSON.c.id == _IDENT.c.person_id)
     .where(_IDENT.c.channel == bindparam("b_channel"), _IDENT.c.external_id == bindparam("b_ext"))
 )
+# A round of updates (bot/inbox.py) reads all its senders, their people and their
+# conversations in one statement; callers keep the rows whose channel matches.
+_WHO_MANY = (
+    core_select(*_WHO.selected_columns, _CONV.c.step, _CONV.c.data)
+    .join_from(_IDENT, _PERSON, _PERSON.c.id == _IDENT.c.person_id)
+    .outerjoin(_CONV, _CONV.c.identity_id == _IDENT.c.id)
+    .where(_IDENT.c.external_id.in_(bindparam("b_exts", expanding=True)))
+)
 _PERSON_INSERT = _PERSON.insert().returning(_PERSON.c.id)
 _IDENT_INSERT = _IDENT.insert().returning(_IDENT.c.id)
 
@@ -98,10 +107,32 @@ _CONV_UPDATE = (
 )
 _CONV_INSERT = _CONV.insert()
 _CONV_DELETE = _CONV.delete().where(_CONV.c.identity_id == bindparam("b_id"))
+_CONV_DELETE_MANY = _CONV.delete().where(
+    _CONV.c.identity_id.in_(bindparam("b_ids", expanding=True))
+)
+
+
+def _conv_upsert(ins: Any) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE for a round's conversations; RETURNING lets SQLAlchemy
+    send the executemany as multi-row statements."""
+    return ins.on_conflict_do_update(
+        index_elements=[_CONV.c.identity_id],
+        set_={
+            "step": ins.excluded.step,
+            "data": ins.excluded.data,
+            "updated_at": ins.excluded.updated_at,
+        },
+    ).returning(_CONV.c.identity_id)
+
+
+_CONV_UPSERT_PG = _conv_upsert(pg_insert(_CONV))
+_CONV_UPSERT_SQLITE = _conv_upsert(sqlite_insert(_CONV))
 _IDENT_INACTIVE = core_select(_IDENT.c.id).where(
     _IDENT.c.id.in_(bindparam("b_ids", expanding=True)), _IDENT.c.active.is_(False)
 )
-_OUTBOX_INSERT = _OUT.insert()
+# RETURNING makes SQLAlchemy batch an executemany into multi-row INSERTs ("insertmanyvalues"):
+# one statement for a round's replies instead of one per row.
+_OUTBOX_INSERT = _OUT.insert().returning(_OUT.c.id)
 _OUTBOX_DUE = (
     core_select(
         _OUT.c.id,
@@ -203,12 +234,78 @@ class DueMessage:
     broadcast_id: int | None
 
 
+_ROUND = "lapor.round"  # key in Session.info
+
+
+def copy_json(data: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of JSON data (what a JSON column would give back)."""
+    return cast(dict[str, Any], json.loads(json.dumps(data)))
+
+
+@dataclass(slots=True)
+class _Round:
+    """What a round of updates read up front, and the conversation writes it holds back.
+
+    Lives in `Session.info`, so every `Repo` on that session shares it; it ends (and its
+    writes go out) with `Repo.end_round()` before the commit.
+    """
+
+    who: dict[tuple[str, str], tuple[IdentityView, PersonView] | None]  # None: never wrote
+    conv: dict[int, tuple[str, dict[str, Any]] | None]  # identity id → known state
+    dirty: dict[int, tuple[str, dict[str, Any], datetime] | None]  # None: delete
+
+
 class Repo:
     def __init__(self, session: Session) -> None:
         self.s = session
         # Identities this transaction saw write to us (so they are active): replies to them
         # need no "has this person blocked the bot?" query.
         self.known_active: set[int] = set()
+
+    # --- a round of updates (one transaction for many senders) ----------------------------
+    def begin_round(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Read the senders `(channel, external_id)` of a round, with their people and
+        conversations, in one statement; until `end_round()` the conversation writes of this
+        session are kept in memory and written together.
+
+        Only for a transaction without savepoints: a rolled-back savepoint would not undo the
+        held writes.
+        """
+        wanted = set(keys)
+        rnd = _Round(dict.fromkeys(wanted), {}, {})
+        if wanted:
+            rows = self.s.connection().execute(
+                _WHO_MANY, {"b_exts": sorted({ext for _ch, ext in wanted})}
+            )
+            for row in rows:
+                key = (row[2], row[3])
+                if key not in wanted:
+                    continue
+                ident = IdentityView(*row[:7])
+                rnd.who[key] = (ident, PersonView(ident.person_id, *row[7:11]))
+                rnd.conv[ident.id] = None if row[11] is None else (row[11], dict(row[12] or {}))
+        self.s.info[_ROUND] = rnd
+
+    def end_round(self) -> None:
+        """Write the round's conversation changes: one DELETE, one (multi-row) upsert."""
+        rnd: _Round | None = self.s.info.pop(_ROUND, None)
+        if rnd is None or not rnd.dirty:
+            return
+        conn = self.s.connection()
+        gone = [i for i, v in rnd.dirty.items() if v is None]
+        kept = [
+            {"identity_id": i, "step": v[0], "data": v[1], "updated_at": v[2]}
+            for i, v in rnd.dirty.items()
+            if v is not None
+        ]
+        if gone:
+            conn.execute(_CONV_DELETE_MANY, {"b_ids": gone})
+        if kept:
+            pg = conn.dialect.name == "postgresql"
+            conn.execute(_CONV_UPSERT_PG if pg else _CONV_UPSERT_SQLITE, kept)
+
+    def _round(self) -> _Round | None:
+        return self.s.info.get(_ROUND)
 
     # --- people and identities ----------------------------------------------------------
     def identity(self, channel: str, external_id: str) -> ChannelIdentity | None:
@@ -241,10 +338,10 @@ class Repo:
         """
         now = utcnow()
         conn = self.s.connection()
-        row = conn.execute(_WHO, {"b_channel": channel, "b_ext": external_id}).first()
-        if row is not None:
-            ident = IdentityView(*row[:7])
-            person = PersonView(ident.person_id, *row[7:])
+        rnd = self._round()
+        found = self._who(channel, external_id, rnd)
+        if found is not None:
+            ident, person = found
             changes: dict[str, Any] = {}
             last = ident.last_inbound_at
             if last is None or (now - last).total_seconds() > 60:
@@ -288,20 +385,33 @@ class Repo:
             },
         ).scalar_one()
         self.known_active.add(ident_id)
-        return (
+        new = (
             IdentityView(ident_id, person_id, channel, external_id, address, True, now),
             PersonView(person_id, language, name, phone, False),
-            True,
         )
+        if rnd is not None:
+            rnd.who[(channel, external_id)] = new
+            rnd.conv[ident_id] = None
+        return (*new, True)
 
-    def who(self, channel: str, external_id: str) -> tuple[IdentityView, PersonView] | None:
-        """Identity and person, read only; None for someone who never wrote."""
+    def _who(
+        self, channel: str, external_id: str, rnd: _Round | None
+    ) -> tuple[IdentityView, PersonView] | None:
+        if rnd is not None and (channel, external_id) in rnd.who:
+            return rnd.who[(channel, external_id)]
         row = (
             self.s.connection().execute(_WHO, {"b_channel": channel, "b_ext": external_id}).first()
         )
         if row is None:
             return None
-        return IdentityView(*row[:7]), PersonView(row[1], *row[7:])
+        found = IdentityView(*row[:7]), PersonView(row[1], *row[7:])
+        if rnd is not None:
+            rnd.who[(channel, external_id)] = found
+        return found
+
+    def who(self, channel: str, external_id: str) -> tuple[IdentityView, PersonView] | None:
+        """Identity and person, read only; None for someone who never wrote."""
+        return self._who(channel, external_id, self._round())
 
     def identities_of(self, person_id: int, *, active_only: bool = True) -> list[ChannelIdentity]:
         q = select(ChannelIdentity).where(ChannelIdentity.person_id == person_id)
@@ -357,12 +467,25 @@ class Repo:
     # --- conversation state -------------------------------------------------------------
     def conversation_state(self, identity_id: int) -> tuple[str, dict[str, Any]] | None:
         """(step, draft data) of one identity's conversation, None without one."""
+        rnd = self._round()
+        if rnd is not None and identity_id in rnd.conv:
+            known = rnd.conv[identity_id]
+            return None if known is None else (known[0], copy_json(known[1]))
         row = self.s.connection().execute(_CONV_GET, {"b_id": identity_id}).first()
-        return None if row is None else (row[0], dict(row[1] or {}))
+        state = None if row is None else (row[0], dict(row[1] or {}))
+        if rnd is not None:
+            rnd.conv[identity_id] = None if state is None else (state[0], copy_json(state[1]))
+        return state
 
     def save_conversation(self, identity_id: int, step: str, data: dict[str, Any]) -> None:
-        conn = self.s.connection()
         now = utcnow()
+        rnd = self._round()
+        if rnd is not None:  # held until end_round(); a snapshot, as the database would keep
+            snapshot = copy_json(data)
+            rnd.conv[identity_id] = (step, snapshot)
+            rnd.dirty[identity_id] = (step, snapshot, now)
+            return
+        conn = self.s.connection()
         res = conn.execute(
             _CONV_UPDATE, {"b_id": identity_id, "b_step": step, "b_data": data, "b_now": now}
         )
@@ -373,6 +496,11 @@ class Repo:
             )
 
     def clear_conversation(self, identity_id: int) -> None:
+        rnd = self._round()
+        if rnd is not None:
+            rnd.conv[identity_id] = None
+            rnd.dirty[identity_id] = None
+            return
         self.s.connection().execute(_CONV_DELETE, {"b_id": identity_id})
 
     # --- reports --------------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""A round of updates (one transaction for many senders): reads up front, writes held back.
+
+`Repo.begin_round` reads every sender with its person and conversation in one statement;
+conversation writes wait in memory until `Repo.end_round`, which writes them together. On
+SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+from storage.db import Database
+from storage.repo import Repo
+
+
+@contextmanager
+def counting(db: Database) -> Iterator[list[str]]:
+    """The SQL statements run on `db` inside the block."""
+    seen: list[str] = []
+
+    def on_execute(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", on_execute)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", on_execute)
+
+
+def _identity(repo: Repo, channel: str, ext: str) -> int:
+    ident, _person, _new = repo.get_or_create_identity(channel, ext, ext, language="id")
+    return ident.id
+
+
+def test_a_round_reads_its_senders_once_and_holds_conversation_writes(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            repo = Repo(s)
+            ana = _identity(repo, "telegram", "100")
+            budi = _identity(repo, "telegram", "200")
+            other = _identity(repo, "whatsapp", "100")  # same external id, other channel
+            repo.save_conversation(ana, "report.description", {"category": "jalan_rusak"})
+            repo.save_conversation(budi, "report.location", {"photos": []})
+            repo.save_conversation(other, "sub.pick", {"page": 2})
+
+        with db.session() as s:
+            repo = Repo(s)
+            keys = [("telegram", "100"), ("telegram", "200"), ("telegram", "300")]
+            with counting(db) as reads:
+                repo.begin_round(keys)
+            assert len(reads) == 1
+
+            with counting(db) as during:
+                ident, _p, is_new = repo.get_or_create_identity(
+                    "telegram", "100", "100", language="id"
+                )
+                assert (ident.id, is_new) == (ana, False)
+                assert repo.conversation_state(ana) == (
+                    "report.description",
+                    {"category": "jalan_rusak"},
+                )
+                assert repo.who("telegram", "200") is not None
+                data = {"photos": [{"sha256": "ab"}]}
+                repo.save_conversation(budi, "report.photos", data)
+                data["photos"].append({"sha256": "cd"})  # after saving: not what is stored
+                repo.clear_conversation(ana)
+                assert repo.conversation_state(ana) is None
+                assert repo.conversation_state(budi) == (
+                    "report.photos",
+                    {"photos": [{"sha256": "ab"}]},
+                )
+            assert during == [], "a round's reads and conversation writes wait for end_round"
+
+            # A newcomer: created now (person + identity), known to have no conversation.
+            with counting(db) as newcomer:
+                cita, _p, is_new = repo.get_or_create_identity(
+                    "telegram", "300", "300", language="id"
+                )
+                assert is_new
+                assert repo.conversation_state(cita.id) is None
+                repo.save_conversation(cita.id, "report.category", {})
+            assert len(newcomer) == 2  # INSERT person, INSERT identity
+
+            with counting(db) as writes:
+                repo.end_round()
+            assert len(writes) == 2  # one DELETE, one multi-row upsert
+
+        with db.session() as s:
+            repo = Repo(s)
+            assert repo.conversation_state(ana) is None
+            assert repo.conversation_state(budi) == (
+                "report.photos",
+                {"photos": [{"sha256": "ab"}]},
+            )
+            assert repo.conversation_state(cita.id) == ("report.category", {})
+            assert repo.conversation_state(other) == ("sub.pick", {"page": 2})  # untouched
+    finally:
+        db.dispose()
+
+
+def test_without_a_round_conversation_writes_go_out_at_once(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            repo = Repo(s)
+            ana = _identity(repo, "telegram", "100")
+            with counting(db) as seen:
+                repo.save_conversation(ana, "report.category", {})
+            assert seen, "outside a round a save is written immediately"
+            repo.end_round()  # no round: nothing to do
+        with db.session() as s:
+            assert Repo(s).conversation_state(ana) == ("report.category", {})
+    finally:
+        db.dispose()
+
+
+def test_a_rolled_back_round_writes_nothing(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            ana = _identity(Repo(s), "telegram", "100")
+        try:
+            with db.session() as s:
+                repo = Repo(s)
+                repo.begin_round([("telegram", "100")])
+                repo.save_conversation(ana, "report.category", {})
+                repo.end_round()
+                raise RuntimeError("a handler failed after the round was written")
+        except RuntimeError:
+            pass
+        with db.session() as s:
+            assert Repo(s).conversation_state(ana) is None
+    finally:
+        db.dispose()
