@@ -26,6 +26,14 @@ Apology = Callable[[Repo, Inbound], list[Outgoing]]
 Prepare = Callable[[list[Inbound]], Awaitable[None]]
 
 READ_WAIT = 0.05  # a round waits this long for slow reads, then goes without them
+MAX_BACKOFF = 30.0  # seconds between attempts while the database fails
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
 
 
 def write_outgoing(repo: Repo, outs: Sequence[Outgoing]) -> int:
@@ -123,17 +131,30 @@ class InboxWorker:
         self.handled = 0
 
     async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
         while not stop.is_set():
-            self.inbox.wake.clear()
-            items = await asyncio.to_thread(self._pending)
-            if not items:
-                waiter = asyncio.ensure_future(self.inbox.wake.wait())
-                stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({waiter, stopper}, timeout=1.0, return_when="FIRST_COMPLETED")
-                waiter.cancel()
-                stopper.cancel()
-                continue
-            await self._run_batch(items)
+            try:
+                await self._cycle(stop)
+                failures = 0
+            except Exception:
+                # The database is away (restart, failover, full disk): what was not committed
+                # is still pending in the inbox; try again, more slowly each time.
+                failures += 1
+                wait = min(MAX_BACKOFF, 0.5 * 2**failures)
+                log.exception("inbox worker: a cycle failed; retrying in %.1fs", wait)
+                await _sleep_or_stop(stop, wait)
+
+    async def _cycle(self, stop: asyncio.Event) -> None:
+        self.inbox.wake.clear()
+        items = await asyncio.to_thread(self._pending)
+        if not items:
+            waiter = asyncio.ensure_future(self.inbox.wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, timeout=1.0, return_when="FIRST_COMPLETED")
+            waiter.cancel()
+            stopper.cancel()
+            return
+        await self._run_batch(items)
 
     def _pending(self) -> list[tuple[int, str, dict[str, Any], str | None]]:
         with self.db.session() as s:

@@ -148,9 +148,18 @@ class Sender:
         if recovered:
             log.warning("outbox: %d messages were in flight at the last stop; resending", recovered)
         flusher = asyncio.create_task(self._flush_loop(stop))
+        failures = 0
         try:
             while not stop.is_set():
-                delay = await self._tick()
+                try:
+                    delay = await self._tick()
+                    failures = 0
+                except Exception:
+                    # The database is away: unsent rows stay pending; reload once it is back.
+                    failures += 1
+                    delay = min(30.0, 0.5 * 2**failures)
+                    log.exception("outbox: a send cycle failed; retrying in %.1fs", delay)
+                    self._cache, self._cache_at = [], 0.0
                 if delay > 0:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):

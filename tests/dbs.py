@@ -60,3 +60,15 @@ def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
     else:
         with fresh_postgres() as url:
             yield url
+
+
+def kill_connections(url: str) -> int:
+    """Terminate every server connection to `url`'s database, as a restart would."""
+    database = make_url(url).database
+    with psycopg.connect(_admin_dsn(url), autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchone()
+    return int(row[0]) if row else 0

@@ -196,3 +196,53 @@ async def test_a_slow_read_holds_only_its_own_sender(sqlite_url: str) -> None:
     assert handled_at[0] >= 1.0
     assert sorted(prepared) == ["a", "a", "b", "c", "slow"]
     assert pending_texts(db) == [f"ok {n}" for n in range(5)]
+
+
+async def test_connections_killed_by_the_server_cost_a_retry_not_an_update() -> None:
+    """The pool does not ping before each transaction: when PostgreSQL drops every connection
+    (a restart, a failover), the next transaction on the pool fails once and SQLAlchemy
+    discards the dead connections. The running worker survives that failure and handles every
+    update once; nothing lost, nothing twice."""
+    from storage.db import upgrade
+    from tests.dbs import fresh_postgres, kill_connections
+
+    with fresh_postgres() as url:
+        upgrade(url)
+        db = Database(url)
+        inbox = Inbox(db)
+        seen: list[tuple[str, int]] = []
+        worker = make_worker(db, inbox, seen)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            await inbox.accept_many("telegram", [("1", {"user": "a", "n": 1}, "a")])
+            for _ in range(200):  # handled: the pool now holds open connections
+                if seen:
+                    break
+                await asyncio.sleep(0.02)
+            assert kill_connections(url) >= 1
+            inbox.wake.set()  # the worker looks first and meets a dead connection
+            await asyncio.sleep(0.3)
+            items = [(str(n), {"user": u, "n": n}, u) for n, u in ((2, "a"), (3, "b"), (4, "c"))]
+            stored = False
+            for _attempt in range(2):  # as a platform redelivers what was not confirmed
+                try:
+                    await inbox.accept_many("telegram", items)
+                    stored = True
+                    break
+                except Exception:
+                    await asyncio.sleep(0.1)
+            assert stored
+            for _ in range(300):
+                if len(seen) >= 4:
+                    break
+                await asyncio.sleep(0.02)
+            assert not task.done(), "the worker must survive a failed cycle"
+        finally:
+            stop.set()
+            await task
+        try:
+            assert sorted(n for _u, n in seen) == [1, 2, 3, 4]
+            assert pending_texts(db) == ["ok 1", "ok 2", "ok 3", "ok 4"]
+        finally:
+            db.dispose()

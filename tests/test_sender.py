@@ -203,3 +203,43 @@ async def test_a_transport_exception_does_not_stop_the_sender(sqlite_url: str) -
     sender = Sender(db, {"telegram": t})
     await run_until(sender, lambda: len(t.sent) == 2, timeout=15)
     assert {x[1] for x in t.sent} == {"boom", "ok"}
+
+
+async def test_the_sender_survives_connections_killed_by_the_server() -> None:
+    """No pre-ping: after PostgreSQL drops every connection the sender's next cycle fails
+    once; it keeps running and sends what was queued, once."""
+    from storage.db import upgrade
+    from tests.dbs import fresh_postgres, kill_connections
+
+    with fresh_postgres() as url:
+        upgrade(url)
+        db = Database(url)
+        try:
+            t = FakeTransport()
+            sender = Sender(db, {"telegram": t}, concurrency=4)
+            stop = asyncio.Event()
+            task = asyncio.create_task(sender.run(stop))
+            try:
+                enqueue(db, "chat1", "before")
+                sender.wake()
+                for _ in range(200):
+                    if t.sent:
+                        break
+                    await asyncio.sleep(0.02)
+                assert kill_connections(url) >= 1
+                sender.wake()  # the sender looks first and meets a dead connection
+                await asyncio.sleep(0.3)
+                enqueue(db, "chat2", "after")
+                sender.wake()
+                for _ in range(300):
+                    if len(t.sent) >= 2:
+                        break
+                    await asyncio.sleep(0.02)
+                assert not task.done(), "the sender must survive a failed cycle"
+            finally:
+                stop.set()
+                await task
+            assert sorted(x[2] for x in t.sent) == ["after", "before"]
+            assert states(db) == {"sent": 2}
+        finally:
+            db.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import io
 
@@ -78,3 +79,46 @@ async def test_json_session_sends_json_and_keeps_raw_updates() -> None:
             assert session.last_updates_raw == [pushed]
         finally:
             await session.close()
+
+
+async def test_updates_that_could_not_be_stored_are_not_confirmed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The database fails while the poller stores a batch: the poller keeps running, does not
+    move its offset past the batch, and stores it when Telegram gives it again."""
+    from bot.channels.telegram import TelegramChannel
+    from bot.config import Settings
+    from bot.i18n import I18n
+    from bot.media import MediaStore
+    from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeBotAPI
+
+    class FlakyInbox:
+        def __init__(self) -> None:
+            self.calls = 0
+            self.stored: list[str] = []
+
+        async def accept_many(self, channel: str, items: list) -> int:  # type: ignore[type-arg]
+            self.calls += 1
+            if self.calls == 1:
+                raise OSError("database went away")
+            self.stored += [key for key, _payload, _sender in items]
+            return len(items)
+
+    async with FakeBotAPI() as api:
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            telegram_bot_token=DEFAULT_TOKEN,
+            telegram_api_base=api.base_url,
+            telegram_poll_timeout=1,
+        )
+        channel = TelegramChannel(settings, MediaStore(tmp_path, 1_000_000), I18n("id"), set())
+        sink = FlakyInbox()
+        pushed = api.push_update(api.text_update(7, "halo"))
+        await channel.start(sink)
+        try:
+            for _ in range(300):
+                if sink.stored:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await channel.stop()
+        assert sink.calls >= 2
+        assert sink.stored == [str(pushed["update_id"])]

@@ -336,7 +336,16 @@ class TelegramChannel:
             ]
             assert self._inbox is not None
             # Durable before acknowledged: the next getUpdates with this offset confirms them.
-            await self._inbox.accept_many(self.name, items)
+            try:
+                await self._inbox.accept_many(self.name, items)
+            except Exception:  # not stored: don't confirm; Telegram gives them again
+                failures += 1
+                wait = min(30.0, 0.5 * 2**failures)
+                log.exception(
+                    "telegram: storing %d updates failed; retry in %.1fs", len(items), wait
+                )
+                await asyncio.sleep(wait)
+                continue
             offset = max(u.update_id for u in updates) + 1
 
     def register_routes(self, app: web.Application) -> None:
