@@ -23,6 +23,7 @@ from storage.models import (
     Photo,
     Report,
 )
+from storage.repo import PersonView
 from storage.work_models import ReportTrack
 
 QUEUE_PAGE = 5
@@ -72,7 +73,7 @@ def place_line(_: Gettext, svc: Any, report: Report) -> str:
     return _("Place: {place}").format(place=place)
 
 
-def reporter_line(_: Gettext, report: Report, reporter: Person | None) -> str:
+def reporter_line(_: Gettext, report: Report, reporter: Person | PersonView | None) -> str:
     """Name and contact only with the reporter's consent; never for an anonymous report."""
     if report.anonymous:
         return _("Reporter: anonymous")
@@ -86,7 +87,7 @@ def reporter_line(_: Gettext, report: Report, reporter: Person | None) -> str:
 class CardInput:
     report: Report
     track: ReportTrack | None
-    reporter: Person | None
+    reporter: Person | PersonView | None
     photo: Photo | None = None
     assignee: Person | None = None
     notes: list[str] = field(default_factory=list)  # recent history lines, already rendered

@@ -211,12 +211,9 @@ def offer_after_report(ctx: Ctx, report: Report) -> None:
     if not report.kode_kel or ctx.event.chat_type != "private":
         return
     pid = _pid(ctx)
-    if ctx.repo.count_reports_of(pid) != 1:
-        return
     arepo = _arepo(ctx)
-    if any(s.kode_kel == report.kode_kel for s in arepo.subscriptions_of(pid)):
-        return
-    if not arepo.mark_offered(pid):
+    reports, subscribed, offered = arepo.offer_state(pid, report.kode_kel)
+    if reports != 1 or subscribed or offered or not arepo.mark_offered(pid):
         return
     _ = ctx.gettext
     ctx.reply(

@@ -123,7 +123,7 @@ def card_input(repo: Repo, report: Report, track: ReportTrack | None) -> CardInp
     return CardInput(
         report=report,
         track=track,
-        reporter=repo.person(report.person_id),
+        reporter=repo.person_view(report.person_id),
         photo=photos[0] if photos else None,
         assignee=assignee,
     )
@@ -153,7 +153,7 @@ def post_to_queue(
 def on_report_created(n: Notifier, report: Report) -> None:
     """A new report (it has no track yet): deadlines, then the card in the OPD's queue."""
     track = new_track(n.svc, report, report.created_at)
-    WorkRepo(n.repo).save(track)
+    WorkRepo(n.repo).add_track(track)
     post_to_queue(
         n, report, lambda _: _("🆕 New report {code}").format(code=report.code), track=track
     )

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, or_, update
+from sqlalchemy import Table, bindparam, exists, func, insert, or_, update
+from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from storage.alert_models import (
@@ -27,7 +32,46 @@ from storage.alert_models import (
     Subscription,
 )
 from storage.db import utcnow
-from storage.models import ROLE_ADMIN, ChannelIdentity, OutboxItem, Person, ScheduledJob, Staff
+from storage.models import (
+    ROLE_ADMIN,
+    ChannelIdentity,
+    OutboxItem,
+    Person,
+    Report,
+    ScheduledJob,
+    Staff,
+)
+
+_REPORT = cast(Table, Report.__table__)  # type: ignore[attr-defined]
+_SUB = cast(Table, Subscription.__table__)  # type: ignore[attr-defined]
+_SUBSCRIBER = cast(Table, Subscriber.__table__)  # type: ignore[attr-defined]
+# After a report: how many reports the person has, whether they follow its kelurahan, and
+# whether they were offered warnings before; one round trip.
+_OFFER_STATE = core_select(
+    core_select(func.count())
+    .select_from(_REPORT)
+    .where(_REPORT.c.person_id == bindparam("b_pid"))
+    .scalar_subquery(),
+    exists()
+    .where(_SUB.c.person_id == bindparam("b_pid"), _SUB.c.kode_kel == bindparam("b_kel"))
+    .select_from(_SUB),
+    core_select(_SUBSCRIBER.c.offered_at)
+    .where(_SUBSCRIBER.c.person_id == bindparam("b_pid"))
+    .scalar_subquery(),
+)
+
+
+def _offer_once(ins: Any) -> Any:
+    """Record the offer unless one was made before; RETURNING gives a row only if recorded."""
+    return ins.on_conflict_do_update(
+        index_elements=[_SUBSCRIBER.c.person_id],
+        set_={"offered_at": ins.excluded.offered_at, "updated_at": ins.excluded.updated_at},
+        where=_SUBSCRIBER.c.offered_at.is_(None),
+    ).returning(_SUBSCRIBER.c.person_id)
+
+
+_OFFER_ONCE_PG = _offer_once(pg_insert(_SUBSCRIBER))
+_OFFER_ONCE_SQLITE = _offer_once(sqlite_insert(_SUBSCRIBER))
 
 
 class AlertRepo:
@@ -100,15 +144,29 @@ class AlertRepo:
         row.updated_at = utcnow()
         self.s.add(row)
 
+    def offer_state(self, person_id: int, kode_kel: str) -> tuple[int, bool, bool]:
+        """(reports of the person, subscribed to `kode_kel`, offered warnings before)."""
+        self.s.flush()
+        row = (
+            self.s.connection().execute(_OFFER_STATE, {"b_pid": person_id, "b_kel": kode_kel}).one()
+        )
+        return int(row[0]), bool(row[1]), row[2] is not None
+
     def mark_offered(self, person_id: int) -> bool:
-        """Record the one-time offer after a first report; False if it was made before."""
-        row = self._subscriber_row(person_id)
-        if row.offered_at is not None:
-            return False
-        row.offered_at = utcnow()
-        row.updated_at = row.offered_at
-        self.s.add(row)
-        return True
+        """Record the one-time offer after a first report; False if it was made before
+        (one upsert, so two transactions cannot both make it)."""
+        self.s.flush()  # a pending Subscriber of this person must be written first
+        conn = self.s.connection()
+        now = utcnow()
+        stmt = _OFFER_ONCE_PG if conn.dialect.name == "postgresql" else _OFFER_ONCE_SQLITE
+        done = conn.execute(
+            stmt, {"person_id": person_id, "offered_at": now, "updated_at": now}
+        ).first()
+        loaded = self.s.identity_map.get(identity_key(Subscriber, person_id))
+        if done is not None and loaded is not None:  # keep a loaded row in step
+            set_committed_value(loaded, "offered_at", now)
+            set_committed_value(loaded, "updated_at", now)
+        return done is not None
 
     def subscriber_page(
         self, after_person_id: int, limit: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -14,8 +14,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.session import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from storage.db import utcnow
 from storage.models import (
@@ -68,6 +69,20 @@ _WHO_MANY = (
     .where(_IDENT.c.external_id.in_(bindparam("b_exts", expanding=True)))
 )
 _PERSON_INSERT = _PERSON.insert().returning(_PERSON.c.id)
+_PERSON_GET = core_select(
+    _PERSON.c.id,
+    _PERSON.c.language,
+    _PERSON.c.display_name,
+    _PERSON.c.phone,
+    _PERSON.c.share_contact,
+).where(_PERSON.c.id == bindparam("b_id"))
+_COUNTER = cast(Table, Counter.__table__)  # type: ignore[attr-defined]
+_COUNTER_NEXT = (
+    update(_COUNTER)
+    .where(_COUNTER.c.name == bindparam("b_name"))
+    .values(value=_COUNTER.c.value + 1)
+    .returning(_COUNTER.c.value)
+)
 _IDENT_INSERT = _IDENT.insert().returning(_IDENT.c.id)
 
 _INBOX_PENDING = (
@@ -253,6 +268,22 @@ class _Round:
     who: dict[tuple[str, str], tuple[IdentityView, PersonView] | None]  # None: never wrote
     conv: dict[int, tuple[str, dict[str, Any]] | None]  # identity id → known state
     dirty: dict[int, tuple[str, dict[str, Any], datetime] | None]  # None: delete
+    # Rarely changing rows read again and again in a round (an OPD's queue group and
+    # officers); a write to them clears it (`Repo.forget`).
+    memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+
+_NEW_REPORTS = "lapor.new_reports"  # Session.info: {report id: its photos} made in this session
+
+
+def _insert_stmt(model: type[SQLModel]) -> tuple[Any, Any]:
+    table = cast(Table, model.__table__)  # type: ignore[attr-defined]
+    (pk,) = table.primary_key.columns  # single-column keys only
+    return table.insert().returning(pk), pk
+
+
+# Built once per model on first use (SQLAlchemy then reuses the compiled form).
+_INSERTS: dict[type[SQLModel], tuple[Any, Any]] = {}
 
 
 class Repo:
@@ -306,6 +337,43 @@ class Repo:
 
     def _round(self) -> _Round | None:
         return self.s.info.get(_ROUND)
+
+    def memo(self) -> dict[tuple[Any, ...], Any] | None:
+        """The round's cache of rarely changing rows (None outside a round)."""
+        rnd = self._round()
+        return None if rnd is None else rnd.memo
+
+    def forget(self) -> None:
+        """A write to staff or queue groups: what the round remembered of them is stale."""
+        rnd = self._round()
+        if rnd is not None:
+            rnd.memo.clear()
+
+    def insert_attached(self, obj: SQLModel) -> None:
+        """INSERT a new row with Core (no unit of work), then attach `obj` to the session as
+        persistent with the values written: later changes to it are UPDATEs, as after a flush.
+        """
+        model = type(obj)
+        if model not in _INSERTS:
+            _INSERTS[model] = _insert_stmt(model)
+        stmt, pk = _INSERTS[model]
+        table = pk.table
+        values = {c.key: getattr(obj, c.key) for c in table.columns}
+        if values.get(pk.key) is None:
+            del values[pk.key]
+        setattr(obj, pk.key, self.s.connection().execute(stmt, values).scalar_one())
+        make_transient_to_detached(obj)
+        self.s.add(obj)
+
+    def person_view(self, person_id: int) -> PersonView | None:
+        """A person as the core sees it; from the round when it read them already."""
+        rnd = self._round()
+        if rnd is not None:
+            for found in rnd.who.values():
+                if found is not None and found[1].id == person_id:
+                    return found[1]
+        row = self.s.connection().execute(_PERSON_GET, {"b_id": person_id}).first()
+        return None if row is None else PersonView(*row)
 
     # --- people and identities ----------------------------------------------------------
     def identity(self, channel: str, external_id: str) -> ChannelIdentity | None:
@@ -447,6 +515,7 @@ class Repo:
             row.role, row.opd = role, opd
         self.s.add(row)
         self.s.flush()
+        self.forget()
         return row
 
     def remove_staff(self, person_id: int) -> bool:
@@ -454,6 +523,7 @@ class Repo:
         if row is None:
             return False
         self.s.delete(row)
+        self.forget()
         return True
 
     def staff_list(self, opd: str | None = None, role: str | None = None) -> list[Staff]:
@@ -506,12 +576,7 @@ class Repo:
     # --- reports --------------------------------------------------------------------------
     def next_sequence(self, name: str) -> int:
         """Increment and return a named counter inside the current transaction."""
-        result = self.s.execute(
-            update(Counter)
-            .where(col(Counter.name) == name)
-            .values(value=col(Counter.value) + 1)
-            .returning(col(Counter.value))
-        ).first()
+        result = self.s.connection().execute(_COUNTER_NEXT, {"b_name": name}).first()
         if result is not None:
             return int(result[0])
         try:
@@ -522,8 +587,9 @@ class Repo:
             return self.next_sequence(name)
 
     def add_report(self, report: Report) -> Report:
-        self.s.add(report)
-        self.s.flush()
+        self.insert_attached(report)
+        assert report.id is not None
+        self.s.info.setdefault(_NEW_REPORTS, {})[report.id] = []
         return report
 
     def report(self, report_id: int) -> Report | None:
@@ -541,16 +607,8 @@ class Repo:
         )
         return list(self.s.exec(q))
 
-    def count_reports_of(self, person_id: int) -> int:
-        return int(
-            self.s.exec(
-                select(func.count()).select_from(Report).where(Report.person_id == person_id)
-            ).one()
-        )
-
     def add_event(self, event: ReportEvent) -> ReportEvent:
-        self.s.add(event)
-        self.s.flush()
+        self.insert_attached(event)
         return event
 
     def events(self, report_id: int, *, include_internal: bool = False) -> list[ReportEvent]:
@@ -560,11 +618,16 @@ class Repo:
         return list(self.s.exec(q.order_by(col(ReportEvent.created_at), col(ReportEvent.id))))
 
     def add_photo(self, photo: Photo) -> Photo:
-        self.s.add(photo)
-        self.s.flush()
+        self.insert_attached(photo)
+        new = self.s.info.get(_NEW_REPORTS, {}).get(photo.report_id)
+        if new is not None:
+            new.append(photo)
         return photo
 
     def photos(self, report_id: int, role: str | None = None) -> list[Photo]:
+        new = self.s.info.get(_NEW_REPORTS, {}).get(report_id)
+        if new is not None:  # made in this transaction: every photo went through add_photo
+            return [p for p in new if not role or p.role == role]
         q = select(Photo).where(Photo.report_id == report_id)
         if role:
             q = q.where(Photo.role == role)

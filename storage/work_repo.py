@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, update
+from sqlalchemy import Table, bindparam, func, update
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -38,13 +40,22 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
+_REPORT = cast(Table, Report.__table__)  # type: ignore[attr-defined]
+_NEARBY = core_select(_REPORT.c.id, _REPORT.c.lat, _REPORT.c.lon).where(
+    _REPORT.c.category == bindparam("b_cat"),
+    _REPORT.c.status.in_(list(OPEN_STATUSES)),
+    _REPORT.c.created_at >= bindparam("b_since"),
+    _REPORT.c.lat.between(bindparam("b_lat0"), bindparam("b_lat1")),
+    _REPORT.c.lon.between(bindparam("b_lon0"), bindparam("b_lon1")),
+)
+
+
 class WorkRepo:
     """Queries for invites, queue groups, followers, tracking and one-time notices."""
 
     def __init__(self, repo_or_session: Repo | Session) -> None:
-        self.s: Session = (
-            repo_or_session.s if isinstance(repo_or_session, Repo) else repo_or_session
-        )
+        self.repo = repo_or_session if isinstance(repo_or_session, Repo) else Repo(repo_or_session)
+        self.s: Session = self.repo.s
 
     # --- invites ------------------------------------------------------------------------------
     def add_invite(
@@ -74,12 +85,19 @@ class WorkRepo:
     def staff_people(
         self, opd: str | None = None, roles: Sequence[str] | None = None
     ) -> list[tuple[Staff, Person]]:
+        memo = self.repo.memo()
+        key = ("staff_people", opd, tuple(roles or ()))
+        if memo is not None and key in memo:
+            return list(memo[key])
         q = select(Staff, Person).where(Staff.person_id == Person.id)
         if opd is not None:
             q = q.where(Staff.opd == opd)
         if roles:
             q = q.where(col(Staff.role).in_(list(roles)))
-        return [(st, p) for st, p in self.s.exec(q.order_by(col(Staff.opd), col(Staff.id)))]
+        found = [(st, p) for st, p in self.s.exec(q.order_by(col(Staff.opd), col(Staff.id)))]
+        if memo is not None:
+            memo[key] = found
+        return list(found)
 
     def identities(self, person_id: int) -> list[ChannelIdentity]:
         q = select(ChannelIdentity).where(ChannelIdentity.person_id == person_id)
@@ -87,7 +105,14 @@ class WorkRepo:
 
     # --- queue groups ------------------------------------------------------------------------
     def queue_group(self, opd: str) -> QueueGroup | None:
-        return self.s.get(QueueGroup, opd)
+        memo = self.repo.memo()
+        key = ("queue_group", opd)
+        if memo is not None and key in memo:
+            return cast(QueueGroup | None, memo[key])
+        found = self.s.get(QueueGroup, opd)
+        if memo is not None:
+            memo[key] = found
+        return found
 
     def groups_of_chat(self, channel: str, chat_id: str) -> list[QueueGroup]:
         q = select(QueueGroup).where(QueueGroup.channel == channel, QueueGroup.chat_id == chat_id)
@@ -103,6 +128,7 @@ class WorkRepo:
         row.linked_by_person_id = person_id
         self.s.add(row)
         self.s.flush()
+        self.repo.forget()
         return row
 
     # --- followers ---------------------------------------------------------------------------
@@ -133,6 +159,10 @@ class WorkRepo:
     # --- tracking -----------------------------------------------------------------------------
     def track(self, report_id: int) -> ReportTrack | None:
         return self.s.get(ReportTrack, report_id)
+
+    def add_track(self, track: ReportTrack) -> None:
+        """The track of a report created in this transaction."""
+        self.repo.insert_attached(track)
 
     def save(self, *rows: object) -> None:
         for row in rows:
@@ -228,21 +258,30 @@ class WorkRepo:
         """Open reports of a category within `radius_m` created since `since`, nearest first."""
         dlat = radius_m / 111_320.0
         dlon = radius_m / (111_320.0 * max(0.01, math.cos(math.radians(lat))))
-        q = select(Report).where(
-            Report.category == category,
-            col(Report.status).in_(list(OPEN_STATUSES)),
-            col(Report.created_at) >= since,
-            col(Report.lat).between(lat - dlat, lat + dlat),
-            col(Report.lon).between(lon - dlon, lon + dlon),
+        self.s.flush()
+        rows = self.s.connection().execute(
+            _NEARBY,
+            {
+                "b_cat": category,
+                "b_since": since,
+                "b_lat0": lat - dlat,
+                "b_lat1": lat + dlat,
+                "b_lon0": lon - dlon,
+                "b_lon1": lon + dlon,
+            },
         )
-        found = []
-        for r in self.s.exec(q):
-            if r.lat is None or r.lon is None:
+        hits = []
+        for rid, rlat, rlon in rows:  # ids first: usually none, so no ORM object is built
+            if rlat is None or rlon is None:
                 continue
-            d = distance_m(lat, lon, r.lat, r.lon)
+            d = distance_m(lat, lon, rlat, rlon)
             if d <= radius_m:
+                hits.append((rid, d))
+        found = []
+        for rid, d in sorted(hits, key=lambda x: x[1]):
+            r = self.s.get(Report, rid)
+            if r is not None:
                 found.append((r, d))
-        found.sort(key=lambda x: x[1])
         return found
 
     # --- one-time notices ---------------------------------------------------------------------
