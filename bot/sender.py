@@ -343,12 +343,8 @@ class Sender:
         if not batch:
             return
         now = utcnow()
-        sent = [
-            {"b_id": row.id, "b_msg": res.message_id, "b_at": now}
-            for row, res in batch
-            if res.status == "sent"
-        ]
-        repo.outbox_record(sent)  # one executemany for the common case
+        sent = [(row.id, res.message_id) for row, res in batch if res.status == "sent"]
+        repo.outbox_record(sent, now)  # one statement for the common case
         for row, res in batch:
             outcome = _outcome(row, res)
             if outcome == "sent":

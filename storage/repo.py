@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, or_, update
+from sqlalchemy import BigInteger, String, Table, bindparam, func, or_, update
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -182,6 +183,23 @@ _OUTBOX_SENT = (
     .values(
         state="sent",
         platform_message_id=bindparam("b_msg"),
+        sent_at=bindparam("b_at"),
+        attempts=_OUT.c.attempts + 1,
+        error=None,
+    )
+)
+# PostgreSQL: the same for a whole batch in one statement (arrays unnested into a VALUES-like
+# table), so one round trip instead of a statement per row.
+_SENT_ROWS = core_select(
+    func.unnest(bindparam("b_ids", type_=ARRAY(BigInteger))).label("id"),
+    func.unnest(bindparam("b_msgs", type_=ARRAY(String))).label("msg"),
+).subquery("sent_rows")
+_OUTBOX_SENT_PG = (
+    update(_OUT)
+    .where(_OUT.c.id == _SENT_ROWS.c.id)
+    .values(
+        state="sent",
+        platform_message_id=_SENT_ROWS.c.msg,
         sent_at=bindparam("b_at"),
         attempts=_OUT.c.attempts + 1,
         error=None,
@@ -801,11 +819,17 @@ class Repo:
         rows = self.s.connection().execute(_IDENT_INACTIVE, {"b_ids": list(ids)})
         return {int(r[0]) for r in rows}
 
-    def outbox_record(self, results: Sequence[dict[str, Any]]) -> None:
-        """Mark many rows sent in one executemany: dicts with `b_id` and `b_msg`."""
-        if not results:
+    def outbox_record(self, sent: Sequence[tuple[int, str | None]], at: datetime) -> None:
+        """Mark rows sent at `at`: (outbox id, platform message id). One statement on
+        PostgreSQL, one executemany on SQLite (in-process, where a statement costs little)."""
+        if not sent:
             return
-        self.s.connection().execute(_OUTBOX_SENT, list(results))
+        conn = self.s.connection()
+        if conn.dialect.name == "postgresql":
+            ids, msgs = zip(*sent, strict=True)
+            conn.execute(_OUTBOX_SENT_PG, {"b_ids": list(ids), "b_msgs": list(msgs), "b_at": at})
+            return
+        conn.execute(_OUTBOX_SENT, [{"b_id": i, "b_msg": m, "b_at": at} for i, m in sent])
 
     def outbox_due(
         self,

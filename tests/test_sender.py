@@ -7,10 +7,13 @@ import itertools
 import time
 from dataclasses import dataclass, field
 
+from sqlmodel import select
+
 from bot.channels.base import OutboundMessage, RateLimits, SendResult
 from bot.sender import Pacer, Sender
 from handlers.events import PRIORITY_ANNOUNCEMENT, PRIORITY_WARNING, Reply
 from storage.db import Database
+from storage.models import OutboxItem
 from storage.repo import Repo
 
 
@@ -82,6 +85,15 @@ async def test_sends_everything_once_with_message_ids(db_url: str) -> None:
     for c in range(7):
         mine = [int(x[2][1:]) for x in t.sent if x[1] == f"chat{c}"]
         assert mine == sorted(mine)
+    # Each row keeps the message id the platform gave *that* message (results are recorded
+    # in batches: a mix-up between rows would show here).
+    given = {text: str(n) for n, (_t, _a, text) in enumerate(t.sent, start=1)}
+    with db.session() as s:
+        rows = s.exec(select(OutboxItem)).all()
+    assert len(rows) == 30
+    for row in rows:
+        assert row.platform_message_id == given[row.payload["text"]]
+        assert row.attempts == 1 and row.sent_at is not None and row.error is None
 
 
 async def test_warnings_jump_the_queue(sqlite_url: str) -> None:
