@@ -33,6 +33,9 @@ MAX_ATTEMPTS = 8
 LOAD_BATCH = 300  # due rows held in memory; a full reload (every second) costs ~0.07 ms a row
 SAFETY = 0.97  # stay a little under the platform's ceiling so bursts never trip a 429
 WINDOW_MARGIN = 0.005  # seconds added to the dispatch window (clock and network jitter)
+# The flush loop lets the dispatch loop record results first: there they share the
+# transaction that claims each chat's next message.
+FLUSH_DELAY = 0.005
 
 
 class Pacer:
@@ -201,6 +204,9 @@ class Sender:
             now = time.monotonic()
         if not self._cache:
             return 1.0
+        # Chats whose last message came back sent: their result is recorded in the claim's
+        # transaction below, so their next message may be claimed in that same transaction.
+        freed = {(r.channel, r.address) for r, res in self._results if _outcome(r, res) == "sent"}
         chosen: list[DueMessage] = []
         skip: set[tuple[str, str]] = set()
         wait = 1.0
@@ -210,7 +216,7 @@ class Sender:
             if row.channel in held:
                 continue
             key = (row.channel, row.address)
-            if key in skip or key in self._inflight_addr:
+            if key in skip or (key in self._inflight_addr and key not in freed):
                 skip.add(key)
                 continue
             skip.add(key)  # later rows for this chat wait for this one
@@ -234,7 +240,8 @@ class Sender:
         ids = [r.id for r in chosen]
         chosen_ids = set(ids)
         self._cache = [r for r in self._cache if r.id not in chosen_ids]
-        # Results that came back meanwhile are recorded in the same transaction as the claim.
+        # Results that came back meanwhile are recorded in the same transaction as the claim
+        # (all of them: `freed` above was computed from exactly these, nothing awaited since).
         batch, self._results = self._results, []
         try:
             claimed = set(await asyncio.to_thread(self._claim_and_record, ids, batch))
@@ -295,9 +302,10 @@ class Sender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._results_ready.wait(), timeout=0.5)
             self._results_ready.clear()
-            # Record at once: a crash between a send and its record means a duplicate, so the
-            # window stays as short as one commit (results that finish meanwhile share it).
-            await asyncio.sleep(0)
+            # Record soon: a crash between a send and its record means a duplicate, so the
+            # window stays as short as one commit plus FLUSH_DELAY (results that finish
+            # meanwhile share it, and most are taken by the next claim's transaction).
+            await asyncio.sleep(FLUSH_DELAY)
             await self._flush()
 
     async def _flush(self) -> None:

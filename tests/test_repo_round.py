@@ -88,7 +88,7 @@ def test_a_round_reads_its_senders_once_and_holds_conversation_writes(db_url: st
 
             with counting(db) as writes:
                 repo.end_round()
-            assert len(writes) == 2  # one DELETE, one multi-row upsert
+            assert len(writes) == 2  # one DELETE, one upsert (executemany)
 
         with db.session() as s:
             repo = Repo(s)
