@@ -7,6 +7,8 @@ import gc
 import io
 
 import pytest
+from aiogram import methods as tg
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import SendMessage
 from aiogram.methods.base import Response
 from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup, ReplyKeyboardRemove
@@ -26,16 +28,23 @@ def test_pinned_response_classes_survive_garbage_collection() -> None:
 
 
 def test_keyboards_follow_the_reply() -> None:
+    """Keyboards are plain Bot API JSON; aiogram's own models accept each one as it is."""
     loc = keyboard_for(Reply(text="x", ask_location=True, location_label="Kirim lokasi"))
-    assert isinstance(loc, ReplyKeyboardMarkup)
-    assert loc.keyboard[0][0].request_location is True
+    assert loc is not None
+    parsed_loc = ReplyKeyboardMarkup.model_validate(loc)
+    assert parsed_loc.keyboard[0][0].request_location is True
+    assert parsed_loc.keyboard[0][0].text == "Kirim lokasi"
     long_id = "rv:" + "é" * 60  # 123 bytes of UTF-8
     markup = keyboard_for(Reply(text="x", choices=(Choice("a", "A"), Choice(long_id, "B"))))
-    assert isinstance(markup, InlineKeyboardMarkup)
-    data = [b.callback_data or "" for row in markup.inline_keyboard for b in row]
+    assert markup is not None
+    parsed = InlineKeyboardMarkup.model_validate(markup)
+    data = [b.callback_data or "" for row in parsed.inline_keyboard for b in row]
     assert data[0] == "a"
     assert len(data[1].encode()) <= CALLBACK_MAX_BYTES and data[1].startswith("rv:é")
-    assert isinstance(keyboard_for(Reply(text="x", remove_keyboard=True)), ReplyKeyboardRemove)
+    four = keyboard_for(Reply(text="x", choices=tuple(Choice(f"c{i}", f"C{i}") for i in range(4))))
+    assert four is not None and [len(r) for r in four["inline_keyboard"]] == [2, 2]  # two up
+    removed = keyboard_for(Reply(text="x", remove_keyboard=True))
+    assert ReplyKeyboardRemove.model_validate(removed).remove_keyboard is True
     assert keyboard_for(Reply(text="x")) is None
 
 
@@ -122,3 +131,61 @@ async def test_updates_that_could_not_be_stored_are_not_confirmed(tmp_path) -> N
             await channel.stop()
         assert sink.calls >= 2
         assert sink.stored == [str(pushed["update_id"])]
+
+
+async def test_transport_maps_every_answer_of_the_json_path(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """sendMessage and answerCallbackQuery skip aiogram's models on success; each Bot API
+    answer must still become the right SendResult (sent with its id, 429, 403, 5xx, 400)."""
+    from aiogram import Bot
+    from aiogram.client.telegram import TelegramAPIServer
+
+    from bot.channels.base import OutboundMessage, RateLimits
+    from bot.channels.telegram import JsonSession, TelegramTransport
+    from bot.media import MediaStore
+    from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeBotAPI
+
+    async with FakeBotAPI(rate_per_chat=1) as api:
+        session = JsonSession(api=TelegramAPIServer.from_base(api.base_url))
+        bot = Bot(DEFAULT_TOKEN, session=session)
+        transport = TelegramTransport(bot, MediaStore(tmp_path, 1_000_000), RateLimits(0, 0))
+
+        def msg(chat: int, text: str, **kw) -> OutboundMessage:  # type: ignore[no-untyped-def]
+            return OutboundMessage(
+                outbox_id=1,
+                channel="telegram",
+                address=str(chat),
+                reply=Reply(text=text, **kw),
+                kind="reply",
+                identity_id=None,
+                meta={},
+            )
+
+        try:
+            ok = await transport.send(msg(42, "Pilih", choices=(Choice("cat:banjir", "Banjir"),)))
+            assert ok.status == "sent"
+            stored = api.sent_to(42)[-1]
+            assert ok.message_id == str(stored["message_id"])
+            assert stored["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "cat:banjir"
+
+            limited = await transport.send(msg(42, "again at once"))  # 1 msg/s per chat
+            assert limited.status == "retry" and limited.pause_channel
+            assert limited.retry_after is not None and limited.retry_after >= 1
+
+            api.block_chat(43)
+            blocked = await transport.send(msg(43, "x"))
+            assert blocked.status == "blocked" and (blocked.error or "").startswith("403")
+
+            api.fail_next(1, status=502)
+            assert (await transport.send(msg(44, "x"))).status == "retry"
+            api.fail_next(1, status=400, description="Bad Request: message text is empty")
+            bad = await transport.send(msg(45, "x"))
+            assert bad.status == "failed" and "text is empty" in (bad.error or "")
+
+            pushed = api.push_update(api.callback_update(7, "cat:banjir", message_id=0))
+            qid = pushed["callback_query"]["id"]
+            answered = await transport._post(tg.AnswerCallbackQuery, {"callback_query_id": qid})
+            assert answered is True
+            with pytest.raises(TelegramBadRequest, match="query is too old"):
+                await transport._post(tg.AnswerCallbackQuery, {"callback_query_id": "forged"})
+        finally:
+            await session.close()

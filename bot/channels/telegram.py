@@ -20,6 +20,7 @@ from aiogram import methods as tg
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
+    TelegramAPIError,
     TelegramBadRequest,
     TelegramConflictError,
     TelegramForbiddenError,
@@ -30,17 +31,12 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiogram.methods import GetUpdates
-from aiogram.methods.base import Response
+from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import (
     BotCommand,
     BotCommandScopeDefault,
     BufferedInputFile,
     FSInputFile,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    KeyboardButton,
-    ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
     Update,
 )
 from aiohttp import ClientError, web
@@ -70,25 +66,22 @@ def command_menu(gettext: Any) -> list[tuple[str, str]]:
     ]
 
 
-def keyboard_for(reply: Reply) -> Any:
-    """Inline keyboard for choices; reply keyboard for a location request."""
+def keyboard_for(reply: Reply) -> dict[str, Any] | None:
+    """The Bot API `reply_markup` for a reply, as JSON: an inline keyboard for choices, a
+    reply keyboard for a location request. (Plain dicts: the send path posts them as they are;
+    tests check them against aiogram's models.)"""
     if reply.ask_location:
-        return ReplyKeyboardMarkup(
-            keyboard=[[KeyboardButton(text=reply.location_label or "📍", request_location=True)]],
-            resize_keyboard=True,
-            one_time_keyboard=True,
-        )
+        button = {"text": reply.location_label or "📍", "request_location": True}
+        return {"keyboard": [[button]], "resize_keyboard": True, "one_time_keyboard": True}
     if reply.choices:
-        return InlineKeyboardMarkup(inline_keyboard=_rows(reply.choices))
+        return {"inline_keyboard": _rows(reply.choices)}
     if reply.remove_keyboard:
-        return ReplyKeyboardRemove()
+        return {"remove_keyboard": True}
     return None
 
 
-def _rows(choices: tuple[Choice, ...]) -> list[list[InlineKeyboardButton]]:
-    buttons = [
-        InlineKeyboardButton(text=c.label[:64], callback_data=_callback(c.id)) for c in choices
-    ]
+def _rows(choices: tuple[Choice, ...]) -> list[list[dict[str, str]]]:
+    buttons = [{"text": c.label[:64], "callback_data": _callback(c.id)} for c in choices]
     two_up = len(choices) > 3 and all(len(c.label) <= 22 for c in choices)
     width = 2 if two_up else 1
     return [buttons[i : i + width] for i in range(0, len(buttons), width)]
@@ -174,6 +167,41 @@ class JsonSession(AiohttpSession):
             self.last_updates_raw = result if isinstance(result, list) else []
         return response.result
 
+    async def post_json(
+        self, bot: Bot, method: type[TelegramMethod[Any]], body: dict[str, Any]
+    ) -> Any:
+        """The hot calls (sendMessage, answerCallbackQuery): `body` is already Bot API JSON and
+        the answer's `result` comes back as parsed JSON, with no aiogram model built either way
+        (those were a third of a send's CPU). Errors still raise aiogram's exceptions: only
+        then is the method model built, for `check_response`."""
+        session = await self.create_session()
+        url = self.api.api_url(token=bot.token, method=method.__api_method__)
+        try:
+            async with session.post(
+                url,
+                data=self.json_dumps(body),
+                headers={"Content-Type": "application/json"},
+                timeout=self.timeout,  # type: ignore[arg-type]
+            ) as resp:
+                raw = await resp.text()
+        except TimeoutError as exc:
+            raise TelegramNetworkError(
+                method=method.model_validate(body), message="Request timeout error"
+            ) from exc
+        except ClientError as exc:
+            raise TelegramNetworkError(
+                method=method.model_validate(body), message=f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if resp.status == 200:
+            with contextlib.suppress(ValueError):
+                answer = json.loads(raw)
+                if isinstance(answer, dict) and answer.get("ok") is True:
+                    return answer.get("result")
+        self.check_response(
+            bot=bot, method=method.model_validate(body), status_code=resp.status, content=raw
+        )
+        raise TelegramAPIError(method=method.model_validate(body), message=raw[:200])
+
 
 class TelegramTransport:
     channel = "telegram"
@@ -193,16 +221,22 @@ class TelegramTransport:
                     photo = reply.photo.channel_file_id
                 else:
                     photo = FSInputFile(self.media.path_of(reply.photo))
-                sent = await self.bot.send_photo(
-                    chat_id=msg.address,
-                    photo=photo,
-                    caption=reply.text[:1024] or None,
-                    reply_markup=markup,
+                sent = await self.bot(
+                    tg.SendPhoto.model_validate(
+                        {
+                            "chat_id": msg.address,
+                            "photo": photo,
+                            "caption": reply.text[:1024] or None,
+                            "reply_markup": markup,
+                        }
+                    )
                 )
             else:
-                sent = await self.bot.send_message(
-                    chat_id=msg.address, text=reply.text[:4096], reply_markup=markup
-                )
+                body: dict[str, Any] = {"chat_id": msg.address, "text": reply.text[:4096]}
+                if markup is not None:
+                    body["reply_markup"] = markup
+                result = await self._post(tg.SendMessage, body)
+                return SendResult(status="sent", message_id=str(result["message_id"]))
         except TelegramRetryAfter as exc:
             return SendResult(
                 status="retry",
@@ -220,7 +254,16 @@ class TelegramTransport:
             return SendResult(status="failed", error="400 " + exc.message)
         except (TelegramServerError, TelegramNetworkError, TimeoutError) as exc:
             return SendResult(status="retry", error=f"{type(exc).__name__}: {exc}"[:300])
+        except (KeyError, TypeError) as exc:  # "ok" but no message in it
+            return SendResult(status="failed", error=f"unexpected answer: {exc!r}"[:300])
         return SendResult(status="sent", message_id=str(sent.message_id))
+
+    async def _post(self, method: type[TelegramMethod[Any]], body: dict[str, Any]) -> Any:
+        session = self.bot.session
+        if isinstance(session, JsonSession):
+            return await session.post_json(self.bot, method, body)
+        answer = await self.bot(method.model_validate(body))  # any other session: aiogram's way
+        return answer.model_dump(mode="json") if hasattr(answer, "model_dump") else answer
 
 
 class TelegramChannel:
@@ -450,7 +493,7 @@ class TelegramChannel:
 
     async def _answer_callback(self, query_id: str) -> None:
         with contextlib.suppress(Exception):  # an old query (after a restart) may be refused
-            await self.bot.answer_callback_query(query_id)
+            await self.transport._post(tg.AnswerCallbackQuery, {"callback_query_id": query_id})
 
     async def _photo_inbound(
         self, sizes: list[Any], caption: str | None, base: dict[str, Any]
