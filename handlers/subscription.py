@@ -211,9 +211,7 @@ def offer_after_report(ctx: Ctx, report: Report) -> None:
     if not report.kode_kel or ctx.event.chat_type != "private":
         return
     pid = _pid(ctx)
-    arepo = _arepo(ctx)
-    reports, subscribed, offered = arepo.offer_state(pid, report.kode_kel)
-    if reports != 1 or subscribed or offered or not arepo.mark_offered(pid):
+    if not _arepo(ctx).offer_after_first_report(pid, report.kode_kel):
         return
     _ = ctx.gettext
     ctx.reply(

@@ -45,27 +45,30 @@ from storage.models import (
 _REPORT = cast(Table, Report.__table__)  # type: ignore[attr-defined]
 _SUB = cast(Table, Subscription.__table__)  # type: ignore[attr-defined]
 _SUBSCRIBER = cast(Table, Subscriber.__table__)  # type: ignore[attr-defined]
-# After a report: how many reports the person has, whether they follow its kelurahan, and
-# whether they were offered warnings before; one round trip.
-_OFFER_STATE = core_select(
-    core_select(func.count())
-    .select_from(_REPORT)
-    .where(_REPORT.c.person_id == bindparam("b_pid"))
-    .scalar_subquery(),
-    exists()
-    .where(_SUB.c.person_id == bindparam("b_pid"), _SUB.c.kode_kel == bindparam("b_kel"))
-    .select_from(_SUB),
-    core_select(_SUBSCRIBER.c.offered_at)
-    .where(_SUBSCRIBER.c.person_id == bindparam("b_pid"))
-    .scalar_subquery(),
-)
 
 
 def _offer_once(ins: Any) -> Any:
-    """Record the offer unless one was made before; RETURNING gives a row only if recorded."""
-    return ins.on_conflict_do_update(
+    """After a report, in one statement: record the one-time warnings offer if this is the
+    person's first report, they don't follow its kelurahan yet, and no offer was made before.
+    RETURNING gives a row only when the offer is recorded now (so only one transaction can)."""
+    at = bindparam("b_now", type_=_SUBSCRIBER.c.offered_at.type)
+    first_report = (
+        core_select(func.count())
+        .select_from(_REPORT)
+        .where(_REPORT.c.person_id == bindparam("b_pid"))
+        .scalar_subquery()
+        == 1
+    )
+    follows = exists().where(
+        _SUB.c.person_id == bindparam("b_pid"), _SUB.c.kode_kel == bindparam("b_kel")
+    )
+    candidate = core_select(bindparam("b_pid", type_=_SUBSCRIBER.c.person_id.type), at, at).where(
+        first_report, ~follows
+    )
+    stmt = ins.from_select(["person_id", "offered_at", "updated_at"], candidate)
+    return stmt.on_conflict_do_update(
         index_elements=[_SUBSCRIBER.c.person_id],
-        set_={"offered_at": ins.excluded.offered_at, "updated_at": ins.excluded.updated_at},
+        set_={"offered_at": stmt.excluded.offered_at, "updated_at": stmt.excluded.updated_at},
         where=_SUBSCRIBER.c.offered_at.is_(None),
     ).returning(_SUBSCRIBER.c.person_id)
 
@@ -144,24 +147,14 @@ class AlertRepo:
         row.updated_at = utcnow()
         self.s.add(row)
 
-    def offer_state(self, person_id: int, kode_kel: str) -> tuple[int, bool, bool]:
-        """(reports of the person, subscribed to `kode_kel`, offered warnings before)."""
-        self.s.flush()
-        row = (
-            self.s.connection().execute(_OFFER_STATE, {"b_pid": person_id, "b_kel": kode_kel}).one()
-        )
-        return int(row[0]), bool(row[1]), row[2] is not None
-
-    def mark_offered(self, person_id: int) -> bool:
-        """Record the one-time offer after a first report; False if it was made before
-        (one upsert, so two transactions cannot both make it)."""
-        self.s.flush()  # a pending Subscriber of this person must be written first
+    def offer_after_first_report(self, person_id: int, kode_kel: str) -> bool:
+        """Record the one-time warnings offer when this was the person's first report and
+        they don't follow `kode_kel` yet; False if not (or if an offer was made before)."""
+        self.s.flush()  # a pending Subscriber or Subscription must be written first
         conn = self.s.connection()
         now = utcnow()
         stmt = _OFFER_ONCE_PG if conn.dialect.name == "postgresql" else _OFFER_ONCE_SQLITE
-        done = conn.execute(
-            stmt, {"person_id": person_id, "offered_at": now, "updated_at": now}
-        ).first()
+        done = conn.execute(stmt, {"b_pid": person_id, "b_kel": kode_kel, "b_now": now}).first()
         loaded = self.s.identity_map.get(identity_key(Subscriber, person_id))
         if done is not None and loaded is not None:  # keep a loaded row in step
             set_committed_value(loaded, "offered_at", now)

@@ -133,3 +133,60 @@ def test_offer_declined_is_not_repeated(core: CoreHarness) -> None:
     outs = core.choose("21", "sub:no")
     assert "/langganan" in texts(outs)
     assert subs(core, "21") == []
+
+
+def test_the_offer_is_recorded_by_one_statement_only_when_due(db_url: str) -> None:
+    """`offer_after_first_report` on SQLite and PostgreSQL: only after a first report, not
+    for a kelurahan already followed, never twice (an existing subscriber row is updated)."""
+    from storage.db import Database, utcnow
+    from storage.models import Report
+    from storage.repo import Repo
+
+    db = Database(db_url)
+
+    def person_with_reports(ext: str, n: int) -> int:
+        with db.session() as s:
+            repo = Repo(s)
+            ident, _p, _new = repo.get_or_create_identity("telegram", ext, ext, language="id")
+            for i in range(n):
+                now = utcnow()
+                repo.add_report(
+                    Report(
+                        code=f"SMD-2611-{ext}{i}",
+                        person_id=ident.person_id,
+                        channel="telegram",
+                        category="banjir",
+                        description="Air menggenang",
+                        kode_kel=SAMARINDA_KEL,
+                        opd="bpbd",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            return ident.person_id
+
+    def offer(pid: int) -> bool:
+        with db.session() as s:
+            return AlertRepo(s).offer_after_first_report(pid, SAMARINDA_KEL)
+
+    try:
+        first = person_with_reports("31", 1)
+        assert offer(first) is True
+        assert offer(first) is False  # asked once only
+        assert offer(person_with_reports("32", 0)) is False  # no report yet
+        assert offer(person_with_reports("33", 2)) is False  # not the first one
+
+        follower = person_with_reports("34", 1)
+        with db.session() as s:
+            assert AlertRepo(s).subscribe(follower, SAMARINDA_KEL)
+        assert offer(follower) is False  # already gets warnings for it
+
+        homed = person_with_reports("35", 1)
+        with db.session() as s:
+            AlertRepo(s).set_home(homed, -0.45, 117.15, SAMARINDA_KEL)  # a row, not offered
+        assert offer(homed) is True
+        with db.session() as s:
+            row = AlertRepo(s).subscriber(homed)
+            assert row is not None and row.offered_at is not None and row.home_lat == -0.45
+    finally:
+        db.dispose()
