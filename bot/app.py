@@ -23,7 +23,7 @@ from bot.media import MediaStore
 from bot.scheduler import Scheduler
 from bot.sender import Sender
 from handlers import sla_jobs
-from handlers.core import Registry, Services, handle
+from handlers.core import Registry, Services, begin_round, handle
 from handlers.events import Inbound, Outgoing, Reply
 from handlers.officer import install_services as install_officer_services
 from handlers.registry import build_registry
@@ -125,6 +125,7 @@ class App:
             self.apology,
             self.sender.wake,
             prepare=self.prepare if self.services.geocoder is not None else None,
+            begin=lambda repo, events: begin_round(repo, self.services, events),
         )
         self.scheduler = Scheduler(self.db)
         self.route_installers: list[RouteInstaller] = [

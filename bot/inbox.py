@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 Process = Callable[[Repo, Inbound], list[Outgoing]]
 Apology = Callable[[Repo, Inbound], list[Outgoing]]
 Prepare = Callable[[list[Inbound]], Awaitable[None]]
+Begin = Callable[[Repo, list[Inbound]], None]
 
 READ_WAIT = 0.05  # a round waits this long for slow reads, then goes without them
 MAX_BACKOFF = 30.0  # seconds between attempts while the database fails
@@ -116,6 +117,7 @@ class InboxWorker:
         max_attempts: int = 3,
         group: int = 50,
         prepare: Prepare | None = None,
+        begin: Begin | None = None,
     ) -> None:
         self.db = db
         self.inbox = inbox
@@ -128,6 +130,11 @@ class InboxWorker:
         # Slow I/O an update needs before its transaction (e.g. warming the geocoder's cache),
         # run while the item is read, outside any transaction.
         self.prepare = prepare
+        # Starts a round in its transaction (the core reads every sender at once and creates
+        # newcomers together); by default only the read.
+        self.begin: Begin = begin or (
+            lambda repo, events: repo.begin_round([(e.channel, e.external_id) for e in events])
+        )
         self.handled = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -269,7 +276,7 @@ class InboxWorker:
                     repo = Repo(s)
                     taken = repo.inbox_take_many([item_id for item_id, _events in batch])
                     todo = [ev for item_id, events in batch if item_id in taken for ev in events]
-                    repo.begin_round([(ev.channel, ev.external_id) for ev in todo])
+                    self.begin(repo, todo)
                     outs: list[Outgoing] = []
                     for ev in todo:
                         outs.extend(self.process(repo, ev))

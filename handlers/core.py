@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,7 +23,7 @@ from handlers.events import (
     Outgoing,
     Reply,
 )
-from storage.repo import IdentityView, PersonView, Repo
+from storage.repo import IdentityView, NewIdentity, PersonView, Repo
 
 log = logging.getLogger(__name__)
 
@@ -165,15 +165,38 @@ def _valid_event(ev: Inbound) -> bool:
     return True
 
 
+def _address(ev: Inbound) -> str:
+    """Where replies to this sender go: their private chat, else their own id."""
+    return ev.chat_id if (ev.chat_type == "private" and ev.chat_id) else ev.external_id
+
+
+def begin_round(repo: Repo, svc: Services, events: Sequence[Inbound]) -> None:
+    """Before handling a round of events (one per sender) in one transaction: read every
+    sender with one statement and create the first-time ones together, as `handle` would."""
+    repo.begin_round([(ev.channel, ev.external_id) for ev in events])
+    newcomers: dict[tuple[str, str], NewIdentity] = {}
+    for ev in events:
+        key = (ev.channel, ev.external_id)
+        if key not in newcomers and repo.unknown(*key):
+            newcomers[key] = NewIdentity(
+                ev.channel,
+                ev.external_id,
+                _address(ev),
+                svc.i18n.default,
+                display_name=ev.display_name,
+                phone=ev.phone,
+            )
+    repo.create_newcomers(list(newcomers.values()))
+
+
 def handle(repo: Repo, svc: Services, registry: Registry, ev: Inbound) -> list[Outgoing]:
     """Process one inbound event; returns what to put in the outbox (same transaction)."""
     if ev.text is not None and len(ev.text) > MAX_TEXT:
         ev = _replace(ev, text=ev.text[:MAX_TEXT])
-    address = ev.chat_id if (ev.chat_type == "private" and ev.chat_id) else ev.external_id
     ident, person, is_new = repo.get_or_create_identity(
         ev.channel,
         ev.external_id,
-        address,
+        _address(ev),
         language=svc.i18n.default,
         display_name=ev.display_name,
         phone=ev.phone,

@@ -70,6 +70,8 @@ _WHO_MANY = (
     .where(_IDENT.c.external_id.in_(bindparam("b_exts", expanding=True)))
 )
 _PERSON_INSERT = _PERSON.insert().returning(_PERSON.c.id)
+# Batches (newcomers of a round): ids come back in the order of the rows given.
+_PERSON_INSERT_MANY = _PERSON.insert().returning(_PERSON.c.id, sort_by_parameter_order=True)
 _PERSON_GET = core_select(
     _PERSON.c.id,
     _PERSON.c.language,
@@ -78,13 +80,19 @@ _PERSON_GET = core_select(
     _PERSON.c.share_contact,
 ).where(_PERSON.c.id == bindparam("b_id"))
 _COUNTER = cast(Table, Counter.__table__)  # type: ignore[attr-defined]
-_COUNTER_NEXT = (
+_COUNTER_ADD = (
     update(_COUNTER)
     .where(_COUNTER.c.name == bindparam("b_name"))
-    .values(value=_COUNTER.c.value + 1)
+    .values(value=_COUNTER.c.value + bindparam("b_by"))
     .returning(_COUNTER.c.value)
 )
+_COUNTER_SET = (
+    update(_COUNTER)
+    .where(_COUNTER.c.name == bindparam("b_name"))
+    .values(value=bindparam("b_value"))
+)
 _IDENT_INSERT = _IDENT.insert().returning(_IDENT.c.id)
+_IDENT_INSERT_MANY = _IDENT.insert().returning(_IDENT.c.id, sort_by_parameter_order=True)
 
 _INBOX_PENDING = (
     core_select(_IN.c.id, _IN.c.channel, _IN.c.payload, _IN.c.sender_key)
@@ -272,6 +280,18 @@ class DueMessage:
 _ROUND = "lapor.round"  # key in Session.info
 
 
+@dataclass(slots=True, frozen=True)
+class NewIdentity:
+    """Someone writing for the first time: what their person and identity start with."""
+
+    channel: str
+    external_id: str
+    address: str
+    language: str
+    display_name: str | None = None
+    phone: str | None = None
+
+
 def copy_json(data: dict[str, Any]) -> dict[str, Any]:
     """A deep copy of JSON data (what a JSON column would give back)."""
     return cast(dict[str, Any], json.loads(json.dumps(data)))
@@ -291,6 +311,11 @@ class _Round:
     # Rarely changing rows read again and again in a round (an OPD's queue group and
     # officers); a write to them clears it (`Repo.forget`).
     memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    # Counters (report codes): numbers reserved in one UPDATE for the round, as
+    # name → [last used, top]; end_round gives back the unused ones.
+    seq: dict[str, list[int]] = field(default_factory=dict)
+    size: int = 1  # senders in the round: how many numbers a reservation takes
+    created: set[tuple[str, str]] = field(default_factory=set)  # newcomers made up front
 
 
 _NEW_REPORTS = "lapor.new_reports"  # Session.info: {report id: its photos} made in this session
@@ -323,7 +348,7 @@ class Repo:
         held writes.
         """
         wanted = set(keys)
-        rnd = _Round(dict.fromkeys(wanted), {}, {})
+        rnd = _Round(dict.fromkeys(wanted), {}, {}, size=max(1, len(wanted)))
         if wanted:
             rows = self.s.connection().execute(
                 _WHO_MANY, {"b_exts": sorted({ext for _ch, ext in wanted})}
@@ -337,12 +362,81 @@ class Repo:
                 rnd.conv[ident.id] = None if row[11] is None else (row[11], dict(row[12] or {}))
         self.s.info[_ROUND] = rnd
 
+    def unknown(self, channel: str, external_id: str) -> bool:
+        """In a round: this sender has never written (known from `begin_round`'s read)."""
+        rnd = self._round()
+        key = (channel, external_id)
+        return rnd is not None and key in rnd.who and rnd.who[key] is None
+
+    def create_newcomers(self, people: Sequence[NewIdentity]) -> None:
+        """In a round: create the people and identities of first-time senders together (two
+        statements, not two per person); `get_or_create_identity` then finds them as new."""
+        rnd = self._round()
+        assert rnd is not None, "create_newcomers belongs to a round"
+        if not people:
+            return
+        now = utcnow()
+        conn = self.s.connection()
+        names = [(p.display_name or None) and p.display_name[:128] for p in people]
+        phones = [p.phone and p.phone[:32] for p in people]
+        person_ids = [
+            int(r[0])
+            for r in conn.execute(
+                _PERSON_INSERT_MANY,
+                [
+                    {
+                        "language": p.language,
+                        "display_name": name,
+                        "phone": phone,
+                        "share_contact": False,
+                        "created_at": now,
+                    }
+                    for p, name, phone in zip(people, names, phones, strict=True)
+                ],
+            )
+        ]
+        ident_ids = [
+            int(r[0])
+            for r in conn.execute(
+                _IDENT_INSERT_MANY,
+                [
+                    {
+                        "person_id": pid,
+                        "channel": p.channel,
+                        "external_id": p.external_id,
+                        "address": p.address,
+                        "active": True,
+                        "last_inbound_at": now,
+                        "created_at": now,
+                    }
+                    for p, pid in zip(people, person_ids, strict=True)
+                ],
+            )
+        ]
+        for p, pid, iid, name, phone in zip(
+            people, person_ids, ident_ids, names, phones, strict=True
+        ):
+            key = (p.channel, p.external_id)
+            rnd.who[key] = (
+                IdentityView(iid, pid, p.channel, p.external_id, p.address, True, now),
+                PersonView(pid, p.language, name, phone, False),
+            )
+            rnd.conv[iid] = None
+            rnd.created.add(key)
+            self.known_active.add(iid)
+
     def end_round(self) -> None:
-        """Write the round's conversation changes: one DELETE, one (multi-row) upsert."""
+        """Write the round's conversation changes (one DELETE, one upsert) and give back the
+        counter numbers it reserved but did not use."""
         rnd: _Round | None = self.s.info.pop(_ROUND, None)
-        if rnd is None or not rnd.dirty:
+        if rnd is None:
             return
         conn = self.s.connection()
+        for name, (used, top) in rnd.seq.items():
+            if used < top:  # still ours (the row stayed locked): the next round goes on from here
+                conn.execute(_COUNTER_SET, {"b_name": name, "b_value": used})
+        if not rnd.dirty:
+            return
         gone = [i for i, v in rnd.dirty.items() if v is None]
         kept = [
             {"identity_id": i, "step": v[0], "data": v[1], "updated_at": v[2]}
@@ -428,6 +522,9 @@ class Repo:
         conn = self.s.connection()
         rnd = self._round()
         found = self._who(channel, external_id, rnd)
+        if found is not None and rnd is not None and (channel, external_id) in rnd.created:
+            rnd.created.discard((channel, external_id))  # made by create_newcomers just now
+            return (*found, True)
         if found is not None:
             ident, person = found
             changes: dict[str, Any] = {}
@@ -595,16 +692,32 @@ class Repo:
 
     # --- reports --------------------------------------------------------------------------
     def next_sequence(self, name: str) -> int:
-        """Increment and return a named counter inside the current transaction."""
-        result = self.s.connection().execute(_COUNTER_NEXT, {"b_name": name}).first()
+        """Increment and return a named counter inside the current transaction.
+
+        In a round the first call reserves a number for every sender of the round with one
+        UPDATE (the row stays locked until the commit, so the block is ours) and later calls
+        take from it; `end_round` gives back what is left, so numbers have no gaps."""
+        rnd = self._round()
+        if rnd is None:
+            return self._advance(name, 1)
+        block = rnd.seq.get(name)
+        if block is None or block[0] >= block[1]:
+            top = self._advance(name, rnd.size)
+            block = rnd.seq[name] = [top - rnd.size, top]
+        block[0] += 1
+        return block[0]
+
+    def _advance(self, name: str, by: int) -> int:
+        """Add `by` to a counter (creating it) and return its new value."""
+        result = self.s.connection().execute(_COUNTER_ADD, {"b_name": name, "b_by": by}).first()
         if result is not None:
             return int(result[0])
         try:
             with self.s.begin_nested():
-                self.s.add(Counter(name=name, value=1))
-            return 1
-        except IntegrityError:  # created concurrently: increment theirs
-            return self.next_sequence(name)
+                self.s.add(Counter(name=name, value=by))
+            return by
+        except IntegrityError:  # created concurrently: add to theirs
+            return self._advance(name, by)
 
     def add_report(self, report: Report) -> Report:
         self.insert_attached(report)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import event
 
@@ -135,5 +136,97 @@ def test_a_rolled_back_round_writes_nothing(db_url: str) -> None:
             pass
         with db.session() as s:
             assert Repo(s).conversation_state(ana) is None
+    finally:
+        db.dispose()
+
+
+def test_a_round_reserves_counter_numbers_once_and_gives_back_the_rest(db_url: str) -> None:
+    """Report codes: a round takes a block of numbers in one UPDATE and returns the unused
+    ones before its commit, so codes stay consecutive across rounds and without rounds."""
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            assert Repo(s).next_sequence("report:PLU:2611") == 1  # no round: one by one
+        with db.session() as s:
+            repo = Repo(s)
+            repo.begin_round([("telegram", str(n)) for n in range(10)])
+            with counting(db) as seen:
+                got = [repo.next_sequence("report:PLU:2611") for _ in range(3)]
+            assert got == [2, 3, 4]
+            assert len(seen) == 1  # one reservation for the round
+            assert repo.next_sequence("report:SMD:2611") == 1  # a new counter, created
+            repo.end_round()
+        with db.session() as s:
+            repo = Repo(s)
+            repo.begin_round([("telegram", "1")])  # a block of one, used up
+            assert repo.next_sequence("report:PLU:2611") == 5
+            assert repo.next_sequence("report:PLU:2611") == 6  # another block, right after
+            repo.end_round()
+        with db.session() as s:
+            assert Repo(s).next_sequence("report:PLU:2611") == 7
+            assert Repo(s).next_sequence("report:SMD:2611") == 2
+    finally:
+        db.dispose()
+
+
+def test_first_time_senders_of_a_round_are_created_together(db_url: str) -> None:
+    """The core's begin_round creates a round's newcomers with two statements in all; each
+    handler still sees its sender as new once, paired with the right person."""
+    from types import SimpleNamespace
+
+    from handlers.core import begin_round
+    from handlers.events import Inbound
+
+    db = Database(db_url)
+    svc: Any = SimpleNamespace(i18n=SimpleNamespace(default="id"))
+
+    def ev(user: str, name: str) -> Inbound:
+        return Inbound(
+            channel="telegram",
+            external_id=user,
+            chat_id=f"chat-{user}",
+            kind="text",
+            text="halo",
+            display_name=name,
+        )
+
+    try:
+        with db.session() as s:
+            known, _p, _new = Repo(s).get_or_create_identity(
+                "telegram", "100", "chat-100", language="id", display_name="Ana"
+            )
+        events = [ev("100", "Ana"), ev("200", "Budi"), ev("300", "Cita"), ev("200", "Budi")]
+        with db.session() as s:
+            repo = Repo(s)
+            with counting(db) as seen:
+                begin_round(repo, svc, events)
+            # Read the senders; insert the people; insert the identities. (SQLite cannot
+            # promise the order of a multi-row RETURNING, so there SQLAlchemy inserts row by
+            # row: cheap in-process.)
+            if db.engine.dialect.name == "postgresql":
+                assert len(seen) == 3
+            else:
+                assert 3 <= len(seen) <= 5
+            with counting(db) as during:
+                results = [
+                    repo.get_or_create_identity(
+                        e.channel, e.external_id, f"chat-{e.external_id}", language="id"
+                    )
+                    for e in events
+                ]
+            assert during == []
+            assert [new for _i, _p, new in results] == [False, True, True, False]
+            assert results[0][0].id == known.id
+            budi, cita = results[1], results[2]
+            assert budi[1].display_name == "Budi" and cita[1].display_name == "Cita"
+            assert budi[0].person_id == budi[1].id and cita[0].person_id == cita[1].id
+            assert budi[0].address == "chat-200"
+            repo.end_round()
+        with db.session() as s:
+            found = Repo(s).who("telegram", "300")
+            assert found is not None
+            ident, person = found
+            assert ident.id == cita[0].id and person.display_name == "Cita"
+            assert ident.address == "chat-300" and person.language == "id"
     finally:
         db.dispose()
