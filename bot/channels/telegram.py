@@ -127,10 +127,6 @@ class JsonSession(AiohttpSession):
     which the Bot API accepts in a JSON body too); answers through its `check_response`.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.last_updates_raw: list[dict[str, Any]] = []
-
     async def make_request(
         self,
         bot: Bot,
@@ -162,13 +158,14 @@ class JsonSession(AiohttpSession):
                 method=method, message=f"{type(exc).__name__}: {exc}"
             ) from exc
         response = self.check_response(bot=bot, method=method, status_code=resp.status, content=raw)
-        if isinstance(method, GetUpdates):
-            result = json.loads(raw).get("result")
-            self.last_updates_raw = result if isinstance(result, list) else []
         return response.result
 
     async def post_json(
-        self, bot: Bot, method: type[TelegramMethod[Any]], body: dict[str, Any]
+        self,
+        bot: Bot,
+        method: type[TelegramMethod[Any]],
+        body: dict[str, Any],
+        request_timeout: float | None = None,
     ) -> Any:
         """The hot calls (sendMessage, answerCallbackQuery): `body` is already Bot API JSON and
         the answer's `result` comes back as parsed JSON, with no aiogram model built either way
@@ -181,7 +178,7 @@ class JsonSession(AiohttpSession):
                 url,
                 data=self.json_dumps(body),
                 headers={"Content-Type": "application/json"},
-                timeout=self.timeout,  # type: ignore[arg-type]
+                timeout=self.timeout if request_timeout is None else request_timeout,  # type: ignore[arg-type]
             ) as resp:
                 raw = await resp.text()
         except TimeoutError as exc:
@@ -258,12 +255,15 @@ class TelegramTransport:
             return SendResult(status="failed", error=f"unexpected answer: {exc!r}"[:300])
         return SendResult(status="sent", message_id=str(sent.message_id))
 
-    async def _post(self, method: type[TelegramMethod[Any]], body: dict[str, Any]) -> Any:
+    async def _post(
+        self,
+        method: type[TelegramMethod[Any]],
+        body: dict[str, Any],
+        request_timeout: float | None = None,
+    ) -> Any:
         session = self.bot.session
-        if isinstance(session, JsonSession):
-            return await session.post_json(self.bot, method, body)
-        answer = await self.bot(method.model_validate(body))  # any other session: aiogram's way
-        return answer.model_dump(mode="json") if hasattr(answer, "model_dump") else answer
+        assert isinstance(session, JsonSession), "the Telegram adapter runs on JsonSession"
+        return await session.post_json(self.bot, method, body, request_timeout)
 
 
 class TelegramChannel:
@@ -342,10 +342,7 @@ class TelegramChannel:
         timeout = self.settings.telegram_poll_timeout
         while not self._stop.is_set():
             try:
-                updates = await self.bot(
-                    GetUpdates(offset=offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES),
-                    request_timeout=timeout + 10,
-                )
+                updates = await self._get_updates(offset, timeout)
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -364,19 +361,7 @@ class TelegramChannel:
                 continue
             if not updates:
                 continue
-            raw = (
-                self.bot.session.last_updates_raw
-                if isinstance(self.bot.session, JsonSession)
-                else []
-            )
-            if len(raw) != len(updates) or any(
-                not isinstance(r, dict) or r.get("update_id") != u.update_id
-                for r, u in zip(raw, updates, strict=False)
-            ):
-                raw = [_dump(u) for u in updates]
-            items = [
-                (str(u.update_id), r, _sender_key(u)) for u, r in zip(updates, raw, strict=True)
-            ]
+            items = [(str(u["update_id"]), u, _raw_sender_key(u)) for u in updates]
             assert self._inbox is not None
             # Durable before acknowledged: the next getUpdates with this offset confirms them.
             try:
@@ -389,7 +374,21 @@ class TelegramChannel:
                 )
                 await asyncio.sleep(wait)
                 continue
-            offset = max(u.update_id for u in updates) + 1
+            offset = max(int(u["update_id"]) for u in updates) + 1
+
+    async def _get_updates(self, offset: int | None, poll: int) -> list[dict[str, Any]]:
+        """One long poll. The updates stay as Telegram sent them (the inbox stores them so;
+        the worker builds aiogram's `Update` when it handles one): only the id is checked."""
+        body: dict[str, Any] = {"timeout": poll, "allowed_updates": ALLOWED_UPDATES}
+        if offset is not None:
+            body["offset"] = offset
+        result = await self.transport._post(GetUpdates, body, request_timeout=poll + 10)
+        if not isinstance(result, list):
+            raise TelegramAPIError(method=GetUpdates(), message="getUpdates: result is not a list")
+        updates = [u for u in result if isinstance(u, dict) and type(u.get("update_id")) is int]
+        if len(updates) != len(result):
+            log.warning("telegram: %d malformed updates skipped", len(result) - len(updates))
+        return updates
 
     def register_routes(self, app: web.Application) -> None:
         if self.settings.telegram_webhook_enabled:
@@ -528,8 +527,15 @@ class TelegramChannel:
         return Inbound(kind="photo", photo=ref, text=caption, **base)
 
 
-def _dump(update: Update) -> dict[str, Any]:
-    return update.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+def _raw_sender_key(update: dict[str, Any]) -> str | None:
+    """`_sender_key` for an update as Telegram sent it (JSON)."""
+    for field in ("message", "callback_query"):
+        part = update.get(field)
+        if isinstance(part, dict):
+            sender = part.get("from")
+            if isinstance(sender, dict) and sender.get("id") is not None:
+                return str(sender["id"])
+    return None
 
 
 def _sender_key(update: Update) -> str | None:
