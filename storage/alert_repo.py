@@ -8,11 +8,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, exists, func, insert, or_, update
 from sqlalchemy import select as core_select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from storage.alert_models import (
@@ -47,34 +43,32 @@ _SUB = cast(Table, Subscription.__table__)  # type: ignore[attr-defined]
 _SUBSCRIBER = cast(Table, Subscriber.__table__)  # type: ignore[attr-defined]
 
 
-def _offer_once(ins: Any) -> Any:
-    """After a report, in one statement: record the one-time warnings offer if this is the
-    person's first report, they don't follow its kelurahan yet, and no offer was made before.
-    RETURNING gives a row only when the offer is recorded now (so only one transaction can)."""
+def _offer_once() -> Any:
+    """After a report, in one statement: record the one-time warnings offer (a subscriber row
+    with `offered_at`) if this is the person's first report, they have no warnings set up yet
+    (no subscriber row: no home point, never offered) and don't follow its kelurahan.
+    RETURNING gives a row only when the offer is recorded now. A plain INSERT … SELECT, so
+    SQLAlchemy caches its compiled form (ON CONFLICT statements are compiled on every call)."""
     at = bindparam("b_now", type_=_SUBSCRIBER.c.offered_at.type)
+    pid = bindparam("b_pid", type_=_SUBSCRIBER.c.person_id.type)
     first_report = (
         core_select(func.count())
         .select_from(_REPORT)
-        .where(_REPORT.c.person_id == bindparam("b_pid"))
+        .where(_REPORT.c.person_id == pid)
         .scalar_subquery()
         == 1
     )
-    follows = exists().where(
-        _SUB.c.person_id == bindparam("b_pid"), _SUB.c.kode_kel == bindparam("b_kel")
+    follows = exists().where(_SUB.c.person_id == pid, _SUB.c.kode_kel == bindparam("b_kel"))
+    set_up = exists().where(_SUBSCRIBER.c.person_id == pid)
+    candidate = core_select(pid, at, at).where(first_report, ~follows, ~set_up)
+    return (
+        insert(_SUBSCRIBER)
+        .from_select(["person_id", "offered_at", "updated_at"], candidate)
+        .returning(_SUBSCRIBER.c.person_id)
     )
-    candidate = core_select(bindparam("b_pid", type_=_SUBSCRIBER.c.person_id.type), at, at).where(
-        first_report, ~follows
-    )
-    stmt = ins.from_select(["person_id", "offered_at", "updated_at"], candidate)
-    return stmt.on_conflict_do_update(
-        index_elements=[_SUBSCRIBER.c.person_id],
-        set_={"offered_at": stmt.excluded.offered_at, "updated_at": stmt.excluded.updated_at},
-        where=_SUBSCRIBER.c.offered_at.is_(None),
-    ).returning(_SUBSCRIBER.c.person_id)
 
 
-_OFFER_ONCE_PG = _offer_once(pg_insert(_SUBSCRIBER))
-_OFFER_ONCE_SQLITE = _offer_once(sqlite_insert(_SUBSCRIBER))
+_OFFER_ONCE = _offer_once()
 
 
 class AlertRepo:
@@ -149,17 +143,11 @@ class AlertRepo:
 
     def offer_after_first_report(self, person_id: int, kode_kel: str) -> bool:
         """Record the one-time warnings offer when this was the person's first report and
-        they don't follow `kode_kel` yet; False if not (or if an offer was made before)."""
+        they have no warnings set up (no home point, not offered before, not following
+        `kode_kel`); False if not."""
         self.s.flush()  # a pending Subscriber or Subscription must be written first
-        conn = self.s.connection()
-        now = utcnow()
-        stmt = _OFFER_ONCE_PG if conn.dialect.name == "postgresql" else _OFFER_ONCE_SQLITE
-        done = conn.execute(stmt, {"b_pid": person_id, "b_kel": kode_kel, "b_now": now}).first()
-        loaded = self.s.identity_map.get(identity_key(Subscriber, person_id))
-        if done is not None and loaded is not None:  # keep a loaded row in step
-            set_committed_value(loaded, "offered_at", now)
-            set_committed_value(loaded, "updated_at", now)
-        return done is not None
+        params = {"b_pid": person_id, "b_kel": kode_kel, "b_now": utcnow()}
+        return self.s.connection().execute(_OFFER_ONCE, params).first() is not None
 
     def subscriber_page(
         self, after_person_id: int, limit: int

@@ -136,8 +136,9 @@ def test_offer_declined_is_not_repeated(core: CoreHarness) -> None:
 
 
 def test_the_offer_is_recorded_by_one_statement_only_when_due(db_url: str) -> None:
-    """`offer_after_first_report` on SQLite and PostgreSQL: only after a first report, not
-    for a kelurahan already followed, never twice (an existing subscriber row is updated)."""
+    """`offer_after_first_report` on SQLite and PostgreSQL: only after a first report, only to
+    someone without warnings set up (no home point, not following the kelurahan), never
+    twice."""
     from storage.db import Database, utcnow
     from storage.models import Report
     from storage.repo import Repo
@@ -183,10 +184,11 @@ def test_the_offer_is_recorded_by_one_statement_only_when_due(db_url: str) -> No
 
         homed = person_with_reports("35", 1)
         with db.session() as s:
-            AlertRepo(s).set_home(homed, -0.45, 117.15, SAMARINDA_KEL)  # a row, not offered
-        assert offer(homed) is True
+            AlertRepo(s).set_home(homed, -0.45, 117.15, SAMARINDA_KEL)
+        assert offer(homed) is False  # warnings already set up (a home point)
+
         with db.session() as s:
-            row = AlertRepo(s).subscriber(homed)
-            assert row is not None and row.offered_at is not None and row.home_lat == -0.45
+            row = AlertRepo(s).subscriber(first)
+            assert row is not None and row.offered_at is not None  # the record of the offer
     finally:
         db.dispose()
