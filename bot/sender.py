@@ -36,6 +36,7 @@ WINDOW_MARGIN = 0.005  # seconds added to the dispatch window (clock and network
 # The flush loop lets the dispatch loop record results first: there they share the
 # transaction that claims each chat's next message.
 FLUSH_DELAY = 0.005
+COALESCE = 0.002  # seconds the dispatch loop waits for more results before its next claim
 
 
 class Pacer:
@@ -167,6 +168,10 @@ class Sender:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                    if self._inflight and self._results:
+                        # A send came back while others are still out: let a few more come
+                        # back so one transaction records them and claims what follows.
+                        await asyncio.sleep(COALESCE)
         finally:
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=10)
