@@ -36,8 +36,9 @@ from storage.models import (
 )
 
 # --- hot-path statements -----------------------------------------------------------------
-# Every update runs these; built once (SQLAlchemy caches their compiled form by identity), and
-# run with Core, not the ORM: no identity map, no unit of work, plain rows back.
+# Every update runs these; built once and run with Core, not the ORM: no identity map, no unit
+# of work, plain rows back. SQLAlchemy caches their compiled form, except for the dialect
+# `INSERT … ON CONFLICT` ones (compiled on each call), which run once per round or long poll.
 _IN = cast(Table, InboxItem.__table__)  # type: ignore[attr-defined]
 _OUT = cast(Table, OutboxItem.__table__)  # type: ignore[attr-defined]
 _CONV = cast(Table, Conversation.__table__)  # type: ignore[attr-defined]

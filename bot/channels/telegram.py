@@ -13,6 +13,7 @@ import contextlib
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 from aiogram import Bot
@@ -120,8 +121,8 @@ class JsonSession(AiohttpSession):
 
     - a call without files is posted as one JSON object (the Bot API takes JSON); aiogram
       builds multipart form data for every call, which costs both sides more;
-    - the raw `result` of the last getUpdates is kept, so the inbox stores each update as
-      Telegram sent it instead of re-serialising aiogram's models.
+    - `post_json` for the hottest calls: JSON in, JSON out, no aiogram model (getUpdates'
+      updates thus reach the inbox exactly as Telegram sent them).
 
     Values go through aiogram's own `prepare_value` (defaults, nested objects as JSON text,
     which the Bot API accepts in a JSON body too); answers through its `check_response`.
@@ -141,23 +142,10 @@ class JsonSession(AiohttpSession):
                 body[key] = prepared
         if files:  # uploads stay multipart
             return await super().make_request(bot, method, timeout)
-        session = await self.create_session()
-        url = self.api.api_url(token=bot.token, method=method.__api_method__)
-        try:
-            async with session.post(
-                url,
-                data=self.json_dumps(body),
-                headers={"Content-Type": "application/json"},
-                timeout=self.timeout if timeout is None else timeout,  # type: ignore[arg-type]
-            ) as resp:
-                raw = await resp.text()
-        except TimeoutError as exc:
-            raise TelegramNetworkError(method=method, message="Request timeout error") from exc
-        except ClientError as exc:
-            raise TelegramNetworkError(
-                method=method, message=f"{type(exc).__name__}: {exc}"
-            ) from exc
-        response = self.check_response(bot=bot, method=method, status_code=resp.status, content=raw)
+        status, raw = await self._post_json_body(
+            bot, method.__api_method__, body, timeout, lambda: method
+        )
+        response = self.check_response(bot=bot, method=method, status_code=status, content=raw)
         return response.result
 
     async def post_json(
@@ -167,12 +155,34 @@ class JsonSession(AiohttpSession):
         body: dict[str, Any],
         request_timeout: float | None = None,
     ) -> Any:
-        """The hot calls (sendMessage, answerCallbackQuery): `body` is already Bot API JSON and
-        the answer's `result` comes back as parsed JSON, with no aiogram model built either way
-        (those were a third of a send's CPU). Errors still raise aiogram's exceptions: only
-        then is the method model built, for `check_response`."""
+        """The hot calls (sendMessage, answerCallbackQuery, getUpdates): `body` is already Bot
+        API JSON and the answer's `result` comes back as parsed JSON, with no aiogram model
+        built either way (those were a third of a send's CPU). Errors still raise aiogram's
+        exceptions: only then is the method model built, for `check_response`."""
+        status, raw = await self._post_json_body(
+            bot, method.__api_method__, body, request_timeout, lambda: method.model_validate(body)
+        )
+        if status == 200:
+            with contextlib.suppress(ValueError):
+                answer = json.loads(raw)
+                if isinstance(answer, dict) and answer.get("ok") is True:
+                    return answer.get("result")
+        model = method.model_validate(body)
+        self.check_response(bot=bot, method=model, status_code=status, content=raw)
+        raise TelegramAPIError(method=model, message=raw[:200])
+
+    async def _post_json_body(
+        self,
+        bot: Bot,
+        api_method: str,
+        body: dict[str, Any],
+        request_timeout: float | None,
+        method_for_errors: Callable[[], TelegramMethod[Any]],
+    ) -> tuple[int, str]:
+        """POST `body` as JSON; (HTTP status, answer text). Network failures raise aiogram's
+        `TelegramNetworkError` (which wants the method object: built only then)."""
         session = await self.create_session()
-        url = self.api.api_url(token=bot.token, method=method.__api_method__)
+        url = self.api.api_url(token=bot.token, method=api_method)
         try:
             async with session.post(
                 url,
@@ -180,24 +190,15 @@ class JsonSession(AiohttpSession):
                 headers={"Content-Type": "application/json"},
                 timeout=self.timeout if request_timeout is None else request_timeout,  # type: ignore[arg-type]
             ) as resp:
-                raw = await resp.text()
+                return resp.status, await resp.text()
         except TimeoutError as exc:
             raise TelegramNetworkError(
-                method=method.model_validate(body), message="Request timeout error"
+                method=method_for_errors(), message="Request timeout error"
             ) from exc
         except ClientError as exc:
             raise TelegramNetworkError(
-                method=method.model_validate(body), message=f"{type(exc).__name__}: {exc}"
+                method=method_for_errors(), message=f"{type(exc).__name__}: {exc}"
             ) from exc
-        if resp.status == 200:
-            with contextlib.suppress(ValueError):
-                answer = json.loads(raw)
-                if isinstance(answer, dict) and answer.get("ok") is True:
-                    return answer.get("result")
-        self.check_response(
-            bot=bot, method=method.model_validate(body), status_code=resp.status, content=raw
-        )
-        raise TelegramAPIError(method=method.model_validate(body), message=raw[:200])
 
 
 class TelegramTransport:
