@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from bot.channels.base import Channel
 from handlers.events import Inbound, Outgoing
 from storage.db import Database
@@ -85,6 +87,14 @@ class Inbox:
     def _accept_many(
         self, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
     ) -> int:
+        # A batch normally holds only new updates (a platform resends only what we did not
+        # confirm): try the plain insert; if a replay is among them, drop it by its key.
+        if len({key for key, _payload, _sender in items}) == len(items):
+            try:
+                with self.db.session() as s:
+                    return Repo(s).inbox_insert_new(channel, items)
+            except IntegrityError:
+                pass
         with self.db.session() as s:
             return Repo(s).inbox_accept_many(channel, items)
 

@@ -114,6 +114,7 @@ _INBOX_ACCEPT_SQLITE = (
     .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
     .returning(_IN.c.id)
 )
+_INBOX_INSERT = _IN.insert()
 _INBOX_TAKE = (
     update(_IN)
     .where(_IN.c.id == bindparam("b_id"), _IN.c.processed_at.is_(None))
@@ -786,6 +787,31 @@ class Repo:
             return True
         except IntegrityError:
             return False
+
+    def inbox_insert_new(
+        self, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
+    ) -> int:
+        """Store a batch that should hold no replay (the common case): a plain executemany,
+        which SQLAlchemy caches and psycopg pipelines. A replayed key raises IntegrityError;
+        the caller then rolls back and uses `inbox_accept_many`."""
+        if not items:
+            return 0
+        now = utcnow()
+        self.s.connection().execute(
+            _INBOX_INSERT,
+            [
+                {
+                    "channel": channel,
+                    "dedupe_key": key,
+                    "sender_key": sender,
+                    "payload": payload,
+                    "received_at": now,
+                    "attempts": 0,
+                }
+                for key, payload, sender in items
+            ],
+        )
+        return len(items)
 
     def inbox_accept_many(
         self, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]

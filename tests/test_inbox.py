@@ -78,15 +78,17 @@ async def test_replayed_updates_are_dropped_and_order_is_kept_per_sender(db_url:
             n += 1
     assert await inbox.accept_many("telegram", items) == 30
     assert await inbox.accept_many("telegram", items[:5]) == 0  # a redelivered batch
+    late = ("30", {"user": "c", "n": 30}, "c")
+    assert await inbox.accept_many("telegram", [*items[:2], late]) == 1  # replays and one new
     assert await inbox.accept("telegram", "3", {"user": "a", "n": 3}, "a") is False
     seen: list[tuple[str, int]] = []
     await drain(make_worker(db, inbox, seen), db)
-    assert sorted(x[1] for x in seen) == list(range(30))
+    assert sorted(x[1] for x in seen) == list(range(31))
     for user in ("a", "b", "c"):
         mine = [x[1] for x in seen if x[0] == user]
         assert mine == sorted(mine)
     with db.session() as s:
-        assert Repo(s).outbox_counts() == {"pending": 30}
+        assert Repo(s).outbox_counts() == {"pending": 31}
 
 
 async def test_a_failing_update_is_retried_then_answered_with_an_apology(sqlite_url: str) -> None:
