@@ -133,6 +133,12 @@ _CONV_UPDATE = (
     .values(step=bindparam("b_step"), data=bindparam("b_data"), updated_at=bindparam("b_now"))
 )
 _CONV_INSERT = _CONV.insert()
+_CONV_INSERT_B = _CONV.insert().values(
+    identity_id=bindparam("b_id"),
+    step=bindparam("b_step"),
+    data=bindparam("b_data"),
+    updated_at=bindparam("b_now"),
+)
 _CONV_DELETE = _CONV.delete().where(_CONV.c.identity_id == bindparam("b_id"))
 _CONV_DELETE_MANY = _CONV.delete().where(
     _CONV.c.identity_id.in_(bindparam("b_ids", expanding=True))
@@ -310,6 +316,8 @@ class _Round:
     who: dict[tuple[str, str], tuple[IdentityView, PersonView] | None]  # None: never wrote
     conv: dict[int, tuple[str, dict[str, Any]] | None]  # identity id → known state
     dirty: dict[int, tuple[str, dict[str, Any], datetime] | None]  # None: delete
+    # identity id → whether the database held a conversation row when the round read it
+    stored: dict[int, bool] = field(default_factory=dict)
     # Rarely changing rows read again and again in a round (an OPD's queue group and
     # officers); a write to them clears it (`Repo.forget`).
     memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)
@@ -362,6 +370,7 @@ class Repo:
                 ident = IdentityView(*row[:7])
                 rnd.who[key] = (ident, PersonView(ident.person_id, *row[7:11]))
                 rnd.conv[ident.id] = None if row[11] is None else (row[11], dict(row[12] or {}))
+                rnd.stored[ident.id] = row[11] is not None
         self.s.info[_ROUND] = rnd
 
     def unknown(self, channel: str, external_id: str) -> bool:
@@ -424,12 +433,13 @@ class Repo:
                 PersonView(pid, p.language, name, phone, False),
             )
             rnd.conv[iid] = None
+            rnd.stored[iid] = False
             rnd.created.add(key)
             self.known_active.add(iid)
 
     def end_round(self) -> None:
-        """Write the round's conversation changes (one DELETE, one upsert) and give back the
-        counter numbers it reserved but did not use."""
+        """Write the round's conversation changes (one DELETE, one UPDATE and one INSERT
+        executemany) and give back the counter numbers it reserved but did not use."""
         rnd: _Round | None = self.s.info.pop(_ROUND, None)
         if rnd is None:
             return
@@ -440,16 +450,38 @@ class Repo:
         if not rnd.dirty:
             return
         gone = [i for i, v in rnd.dirty.items() if v is None]
-        kept = [
-            {"identity_id": i, "step": v[0], "data": v[1], "updated_at": v[2]}
-            for i, v in rnd.dirty.items()
-            if v is not None
-        ]
         if gone:
             conn.execute(_CONV_DELETE_MANY, {"b_ids": gone})
-        if kept:
+        # Rows the round saw exist are UPDATEd, rows it saw missing are INSERTed (plain
+        # statements SQLAlchemy caches, sent as pipelined executemany); only a conversation
+        # the round never read needs the upsert.
+        updates: list[dict[str, Any]] = []
+        inserts: list[dict[str, Any]] = []
+        unknown: list[dict[str, Any]] = []
+        for i, v in rnd.dirty.items():
+            if v is None:
+                continue
+            row = {"b_id": i, "b_step": v[0], "b_data": v[1], "b_now": v[2]}
+            stored = rnd.stored.get(i)
+            (unknown if stored is None else updates if stored else inserts).append(row)
+        if updates:
+            conn.execute(_CONV_UPDATE, updates)
+        if inserts:
+            conn.execute(_CONV_INSERT_B, inserts)
+        if unknown:
             pg = conn.dialect.name == "postgresql"
-            conn.execute(_CONV_UPSERT_PG if pg else _CONV_UPSERT_SQLITE, kept)
+            conn.execute(
+                _CONV_UPSERT_PG if pg else _CONV_UPSERT_SQLITE,
+                [
+                    {
+                        "identity_id": r["b_id"],
+                        "step": r["b_step"],
+                        "data": r["b_data"],
+                        "updated_at": r["b_now"],
+                    }
+                    for r in unknown
+                ],
+            )
 
     def _round(self) -> _Round | None:
         return self.s.info.get(_ROUND)
@@ -579,6 +611,7 @@ class Repo:
         if rnd is not None:
             rnd.who[(channel, external_id)] = new
             rnd.conv[ident_id] = None
+            rnd.stored[ident_id] = False
         return (*new, True)
 
     def _who(
@@ -664,6 +697,7 @@ class Repo:
         state = None if row is None else (row[0], dict(row[1] or {}))
         if rnd is not None:
             rnd.conv[identity_id] = None if state is None else (state[0], copy_json(state[1]))
+            rnd.stored[identity_id] = state is not None
         return state
 
     def save_conversation(self, identity_id: int, step: str, data: dict[str, Any]) -> None:

@@ -91,7 +91,8 @@ def test_a_round_reads_its_senders_once_and_holds_conversation_writes(db: Databa
 
         with counting(db) as writes:
             repo.end_round()
-        assert len(writes) == 2  # one DELETE, one upsert (executemany)
+        # One DELETE; an UPDATE for the row the round saw, an INSERT for the newcomer.
+        assert len(writes) == 3
 
     with db.session() as s:
         repo = Repo(s)
@@ -214,3 +215,23 @@ def test_first_time_senders_of_a_round_are_created_together(db: Database) -> Non
         ident, person = found
         assert ident.id == cita[0].id and person.display_name == "Cita"
         assert ident.address == "chat-300" and person.language == "id"
+
+
+def test_a_conversation_the_round_never_read_is_upserted(db: Database) -> None:
+    """A handler may set the state of an identity outside the round's senders (e.g. an
+    officer's): the round does not know whether its row exists, so it upserts it."""
+    with db.session() as s:
+        repo = Repo(s)
+        had_row = _identity(repo, "telegram", "400")
+        no_row = _identity(repo, "telegram", "500")
+        repo.save_conversation(had_row, "proof.wait", {"code": "PLU-2611-0001"})
+    with db.session() as s:
+        repo = Repo(s)
+        repo.begin_round([("telegram", "100")])  # neither of them
+        repo.save_conversation(had_row, "proof.wait", {"code": "PLU-2611-0002"})
+        repo.save_conversation(no_row, "proof.wait", {"code": "PLU-2611-0003"})
+        repo.end_round()
+    with db.session() as s:
+        repo = Repo(s)
+        assert repo.conversation_state(had_row) == ("proof.wait", {"code": "PLU-2611-0002"})
+        assert repo.conversation_state(no_row) == ("proof.wait", {"code": "PLU-2611-0003"})
