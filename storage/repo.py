@@ -285,6 +285,23 @@ class DueMessage:
     broadcast_id: int | None
 
 
+def _inbox_rows(
+    channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
+) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {
+            "channel": channel,
+            "dedupe_key": key,
+            "sender_key": sender,
+            "payload": payload,
+            "received_at": now,
+            "attempts": 0,
+        }
+        for key, payload, sender in items
+    ]
+
+
 _ROUND = "lapor.round"  # key in Session.info
 
 
@@ -830,21 +847,7 @@ class Repo:
         the caller then rolls back and uses `inbox_accept_many`."""
         if not items:
             return 0
-        now = utcnow()
-        self.s.connection().execute(
-            _INBOX_INSERT,
-            [
-                {
-                    "channel": channel,
-                    "dedupe_key": key,
-                    "sender_key": sender,
-                    "payload": payload,
-                    "received_at": now,
-                    "attempts": 0,
-                }
-                for key, payload, sender in items
-            ],
-        )
+        self.s.connection().execute(_INBOX_INSERT, _inbox_rows(channel, items))
         return len(items)
 
     def inbox_accept_many(
@@ -857,21 +860,9 @@ class Repo:
         """
         if not items:
             return 0
-        now = utcnow()
-        rows = [
-            {
-                "channel": channel,
-                "dedupe_key": key,
-                "sender_key": sender,
-                "payload": payload,
-                "received_at": now,
-                "attempts": 0,
-            }
-            for key, payload, sender in items
-        ]
         conn = self.s.connection()
         stmt = _INBOX_ACCEPT_PG if conn.dialect.name == "postgresql" else _INBOX_ACCEPT_SQLITE
-        return len(conn.execute(stmt, rows).all())
+        return len(conn.execute(stmt, _inbox_rows(channel, items)).all())
 
     def inbox_pending(self, limit: int = 100) -> list[tuple[int, str, dict[str, Any], str | None]]:
         """(id, channel, payload, sender_key) of unhandled items, oldest first."""
