@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from bot.channels.base import Channel
+from bot.runtime import retry_delay
 from handlers.events import Inbound, Outgoing
 from storage.db import Database
 from storage.repo import Repo
@@ -29,7 +30,6 @@ Prepare = Callable[[list[Inbound]], Awaitable[None]]
 Begin = Callable[[Repo, list[Inbound]], None]
 
 READ_WAIT = 0.05  # a round waits this long for slow reads, then goes without them
-MAX_BACKOFF = 30.0  # seconds between attempts while the database fails
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
@@ -157,7 +157,7 @@ class InboxWorker:
                 # The database is away (restart, failover, full disk): what was not committed
                 # is still pending in the inbox; try again, more slowly each time.
                 failures += 1
-                wait = min(MAX_BACKOFF, 0.5 * 2**failures)
+                wait = retry_delay(failures)
                 log.exception("inbox worker: a cycle failed; retrying in %.1fs", wait)
                 await _sleep_or_stop(stop, wait)
 
@@ -275,8 +275,8 @@ class InboxWorker:
         """One transaction for several items; returns {item_id: error} for those rolled back.
 
         First try: the whole group without savepoints (the common case, nothing fails): one
-        UPDATE takes every item, one SELECT reads every sender with its conversation, one
-        upsert writes the conversations, one INSERT writes every reply.  If any item raises, that
+        UPDATE takes every item, one SELECT reads every sender with its conversation, batched
+        writes store the conversations and every reply.  If any item raises, that
         transaction rolls back entirely and the group runs again with a savepoint per item, so
         only the failing ones are rolled back.
         """

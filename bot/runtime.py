@@ -19,3 +19,9 @@ def tune_process() -> None:
     sys.setswitchinterval(0.0005)
     gc.collect()
     gc.freeze()
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds to wait after `failures` failed attempts in a row at an outside dependency
+    (database, Bot API, broker): 1, 2, 4 … up to 30."""
+    return min(30.0, 0.5 * 2**failures)

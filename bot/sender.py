@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bot.channels.base import OutboundMessage, RateLimits, SendResult, Transport
+from bot.runtime import retry_delay
 from handlers.events import Reply
 from storage.db import Database, utcnow
 from storage.repo import DueMessage, Repo
@@ -161,7 +162,7 @@ class Sender:
                 except Exception:
                     # The database is away: unsent rows stay pending; reload once it is back.
                     failures += 1
-                    delay = min(30.0, 0.5 * 2**failures)
+                    delay = retry_delay(failures)
                     log.exception("outbox: a send cycle failed; retrying in %.1fs", delay)
                     self._cache, self._cache_at = [], 0.0
                 if delay > 0:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 
 from bot.alerts.service import AlertService
+from bot.runtime import retry_delay
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class MqttReadings:
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 failures += 1
-                wait = min(30.0, 0.5 * 2**failures)
+                wait = retry_delay(failures)
                 log.warning("mqtt: %s; reconnecting in %.1fs", exc, wait)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=wait)

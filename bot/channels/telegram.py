@@ -45,6 +45,7 @@ from aiohttp import ClientError, web
 from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
 from bot.config import Settings
 from bot.media import MediaError, MediaStore
+from bot.runtime import retry_delay
 from handlers.events import MAX_TEXT, Choice, Inbound, Reply
 
 log = logging.getLogger(__name__)
@@ -356,7 +357,7 @@ class TelegramChannel:
                 continue
             except Exception as exc:
                 failures += 1
-                wait = min(30.0, 0.5 * 2**failures)
+                wait = retry_delay(failures)
                 log.warning("telegram: getUpdates failed (%s); retry in %.1fs", exc, wait)
                 await asyncio.sleep(wait)
                 continue
@@ -369,7 +370,7 @@ class TelegramChannel:
                 await self._inbox.accept_many(self.name, items)
             except Exception:  # not stored: don't confirm; Telegram gives them again
                 failures += 1
-                wait = min(30.0, 0.5 * 2**failures)
+                wait = retry_delay(failures)
                 log.exception(
                     "telegram: storing %d updates failed; retry in %.1fs", len(items), wait
                 )
