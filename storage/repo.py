@@ -38,7 +38,7 @@ from storage.models import (
 # --- hot-path statements -----------------------------------------------------------------
 # Every update runs these; built once and run with Core, not the ORM: no identity map, no unit
 # of work, plain rows back. SQLAlchemy caches their compiled form, except for the dialect
-# `INSERT … ON CONFLICT` ones (compiled on each call), which run once per round or long poll.
+# `INSERT … ON CONFLICT` ones (compiled on each call): only the inbox's replay fallback.
 _IN = cast(Table, InboxItem.__table__)  # type: ignore[attr-defined]
 _OUT = cast(Table, OutboxItem.__table__)  # type: ignore[attr-defined]
 _CONV = cast(Table, Conversation.__table__)  # type: ignore[attr-defined]
@@ -132,8 +132,7 @@ _CONV_UPDATE = (
     .where(_CONV.c.identity_id == bindparam("b_id"))
     .values(step=bindparam("b_step"), data=bindparam("b_data"), updated_at=bindparam("b_now"))
 )
-_CONV_INSERT = _CONV.insert()
-_CONV_INSERT_B = _CONV.insert().values(
+_CONV_INSERT = _CONV.insert().values(
     identity_id=bindparam("b_id"),
     step=bindparam("b_step"),
     data=bindparam("b_data"),
@@ -143,23 +142,6 @@ _CONV_DELETE = _CONV.delete().where(_CONV.c.identity_id == bindparam("b_id"))
 _CONV_DELETE_MANY = _CONV.delete().where(
     _CONV.c.identity_id.in_(bindparam("b_ids", expanding=True))
 )
-
-
-def _conv_upsert(ins: Any) -> Any:
-    """INSERT … ON CONFLICT DO UPDATE for a round's conversations (run as one executemany,
-    pipelined by psycopg, like `_OUTBOX_INSERT`)."""
-    return ins.on_conflict_do_update(
-        index_elements=[_CONV.c.identity_id],
-        set_={
-            "step": ins.excluded.step,
-            "data": ins.excluded.data,
-            "updated_at": ins.excluded.updated_at,
-        },
-    )
-
-
-_CONV_UPSERT_PG = _conv_upsert(pg_insert(_CONV))
-_CONV_UPSERT_SQLITE = _conv_upsert(sqlite_insert(_CONV))
 _IDENT_INACTIVE = core_select(_IDENT.c.id).where(
     _IDENT.c.id.in_(bindparam("b_ids", expanding=True)), _IDENT.c.active.is_(False)
 )
@@ -470,35 +452,24 @@ class Repo:
         if gone:
             conn.execute(_CONV_DELETE_MANY, {"b_ids": gone})
         # Rows the round saw exist are UPDATEd, rows it saw missing are INSERTed (plain
-        # statements SQLAlchemy caches, sent as pipelined executemany); only a conversation
-        # the round never read needs the upsert.
+        # statements SQLAlchemy caches, sent as pipelined executemany); a conversation the
+        # round never read (rare: another identity's) is written as outside a round.
         updates: list[dict[str, Any]] = []
         inserts: list[dict[str, Any]] = []
-        unknown: list[dict[str, Any]] = []
         for i, v in rnd.dirty.items():
             if v is None:
                 continue
-            row = {"b_id": i, "b_step": v[0], "b_data": v[1], "b_now": v[2]}
             stored = rnd.stored.get(i)
-            (unknown if stored is None else updates if stored else inserts).append(row)
+            if stored is None:
+                self._write_conversation(i, *v)
+            else:
+                (updates if stored else inserts).append(
+                    {"b_id": i, "b_step": v[0], "b_data": v[1], "b_now": v[2]}
+                )
         if updates:
             conn.execute(_CONV_UPDATE, updates)
         if inserts:
-            conn.execute(_CONV_INSERT_B, inserts)
-        if unknown:
-            pg = conn.dialect.name == "postgresql"
-            conn.execute(
-                _CONV_UPSERT_PG if pg else _CONV_UPSERT_SQLITE,
-                [
-                    {
-                        "identity_id": r["b_id"],
-                        "step": r["b_step"],
-                        "data": r["b_data"],
-                        "updated_at": r["b_now"],
-                    }
-                    for r in unknown
-                ],
-            )
+            conn.execute(_CONV_INSERT, inserts)
 
     def _round(self) -> _Round | None:
         return self.s.info.get(_ROUND)
@@ -725,15 +696,16 @@ class Repo:
             rnd.conv[identity_id] = (step, snapshot)
             rnd.dirty[identity_id] = (step, snapshot, now)
             return
+        self._write_conversation(identity_id, step, data, now)
+
+    def _write_conversation(
+        self, identity_id: int, step: str, data: dict[str, Any], now: datetime
+    ) -> None:
+        """UPDATE the row, INSERT it if there was none."""
         conn = self.s.connection()
-        res = conn.execute(
-            _CONV_UPDATE, {"b_id": identity_id, "b_step": step, "b_data": data, "b_now": now}
-        )
-        if not res.rowcount:
-            conn.execute(
-                _CONV_INSERT,
-                {"identity_id": identity_id, "step": step, "data": data, "updated_at": now},
-            )
+        row = {"b_id": identity_id, "b_step": step, "b_data": data, "b_now": now}
+        if not conn.execute(_CONV_UPDATE, row).rowcount:
+            conn.execute(_CONV_INSERT, row)
 
     def clear_conversation(self, identity_id: int) -> None:
         rnd = self._round()

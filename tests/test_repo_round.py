@@ -217,9 +217,10 @@ def test_first_time_senders_of_a_round_are_created_together(db: Database) -> Non
         assert ident.address == "chat-300" and person.language == "id"
 
 
-def test_a_conversation_the_round_never_read_is_upserted(db: Database) -> None:
+def test_a_conversation_the_round_never_read_is_still_written(db: Database) -> None:
     """A handler may set the state of an identity outside the round's senders (e.g. an
-    officer's): the round does not know whether its row exists, so it upserts it."""
+    officer's): the round does not know whether its row exists, so it writes it as outside
+    a round (UPDATE, else INSERT)."""
     with db.session() as s:
         repo = Repo(s)
         had_row = _identity(repo, "telegram", "400")

@@ -182,10 +182,10 @@ async def test_transport_maps_every_answer_of_the_json_path(tmp_path) -> None:  
 
             pushed = api.push_update(api.callback_update(7, "cat:banjir", message_id=0))
             qid = pushed["callback_query"]["id"]
-            answered = await transport._post(tg.AnswerCallbackQuery, {"callback_query_id": qid})
+            answered = await transport.call(tg.AnswerCallbackQuery, {"callback_query_id": qid})
             assert answered is True
             with pytest.raises(TelegramBadRequest, match="query is too old"):
-                await transport._post(tg.AnswerCallbackQuery, {"callback_query_id": "forged"})
+                await transport.call(tg.AnswerCallbackQuery, {"callback_query_id": "forged"})
         finally:
             await session.close()
 

@@ -234,7 +234,7 @@ class TelegramTransport:
                 body: dict[str, Any] = {"chat_id": msg.address, "text": reply.text[:4096]}
                 if markup is not None:
                     body["reply_markup"] = markup
-                result = await self._post(tg.SendMessage, body)
+                result = await self.call(tg.SendMessage, body)
                 return SendResult(status="sent", message_id=str(result["message_id"]))
         except TelegramRetryAfter as exc:
             return SendResult(
@@ -257,12 +257,13 @@ class TelegramTransport:
             return SendResult(status="failed", error=f"unexpected answer: {exc!r}"[:300])
         return SendResult(status="sent", message_id=str(sent.message_id))
 
-    async def _post(
+    async def call(
         self,
         method: type[TelegramMethod[Any]],
         body: dict[str, Any],
         request_timeout: float | None = None,
     ) -> Any:
+        """A Bot API call as plain JSON (see `JsonSession.post_json`): its parsed `result`."""
         session = self.bot.session
         assert isinstance(session, JsonSession), "the Telegram adapter runs on JsonSession"
         return await session.post_json(self.bot, method, body, request_timeout)
@@ -384,7 +385,7 @@ class TelegramChannel:
         body: dict[str, Any] = {"timeout": poll, "allowed_updates": ALLOWED_UPDATES}
         if offset is not None:
             body["offset"] = offset
-        result = await self.transport._post(GetUpdates, body, request_timeout=poll + 10)
+        result = await self.transport.call(GetUpdates, body, request_timeout=poll + 10)
         if not isinstance(result, list):
             raise TelegramAPIError(method=GetUpdates(), message="getUpdates: result is not a list")
         updates = [u for u in result if isinstance(u, dict) and type(u.get("update_id")) is int]
@@ -494,7 +495,7 @@ class TelegramChannel:
 
     async def _answer_callback(self, query_id: str) -> None:
         with contextlib.suppress(Exception):  # an old query (after a restart) may be refused
-            await self.transport._post(tg.AnswerCallbackQuery, {"callback_query_id": query_id})
+            await self.transport.call(tg.AnswerCallbackQuery, {"callback_query_id": query_id})
 
     async def _photo_inbound(
         self, sizes: list[Any], caption: str | None, base: dict[str, Any]
