@@ -25,7 +25,7 @@ from storage.db import Database, upgrade
 from tests.e2e import web_only_env
 from tests.fakes.procs import BotProcess
 from tests.test_open311 import jpeg_bytes, seed_reports
-from tests.test_web_map import CHROMIUM_ARGS, chromium_or_fail
+from tests.browser import CHROMIUM_ARGS, chromium_or_fail
 
 VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 800)}
 CODE = re.compile(r"PLU-\d{4}-\d{4,5}")
@@ -95,7 +95,8 @@ def demo_flow(page: Any, out: Path, vp: str, photo: Path) -> int:
     n = bots(page)
     taps.click("#log [data-choice='rv:send']")
     page.wait_for_function(
-        "[...document.querySelectorAll('#log .msg.bot')].some(m => /PLU-\\d{4}-\\d{4,5}/.test(m.textContent))",
+        "[...document.querySelectorAll('#log .msg.bot')]"
+        ".some(m => /PLU-\\d{4}-\\d{4,5}/.test(m.textContent))",
         timeout=15_000,
     )
     page.wait_for_timeout(300)
