@@ -11,7 +11,6 @@ Starts the real `lapor run` (web demo only) on a fresh SQLite database seeded wi
 
 from __future__ import annotations
 
-import re
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -22,13 +21,10 @@ from playwright.sync_api import sync_playwright
 
 from bot.city import load_city
 from storage.db import Database, upgrade
+from tests.browser import CHROMIUM_ARGS, VIEWPORTS, chromium_or_fail
 from tests.e2e import web_only_env
 from tests.fakes.procs import BotProcess
 from tests.test_open311 import jpeg_bytes, seed_reports
-from tests.browser import CHROMIUM_ARGS, chromium_or_fail
-
-VIEWPORTS = {"phone": (390, 844), "desktop": (1280, 800)}
-CODE = re.compile(r"PLU-\d{4}-\d{4,5}")
 
 
 class Taps:
@@ -122,8 +118,8 @@ def main(out: Path) -> None:
         browser = p.chromium.launch(
             executable_path=chromium_or_fail(), headless=True, args=CHROMIUM_ARGS
         )
-        for vp, (w, h) in VIEWPORTS.items():
-            page = browser.new_page(viewport={"width": w, "height": h})
+        for vp, viewport in VIEWPORTS.items():
+            page = browser.new_page(viewport=viewport)
             taps = demo_flow(page, out, vp, photo)
             print(f"{vp}: {taps} taps from /lapor to a ticket with a map-picked place and a photo")
             page.goto(BASE + "/peta")

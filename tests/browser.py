@@ -73,6 +73,30 @@ def inside(inner: dict[str, float], outer: dict[str, float], slack: float = 0.5)
     )
 
 
+def visible_label_boxes(page: Any, map_selector: str) -> list[dict[str, float]]:
+    """Boxes of the kelurahan names the map shows now (not hidden as overlapping)."""
+    boxes: list[dict[str, float]] = page.evaluate(
+        f"""() => [...document.querySelectorAll('{map_selector} .kel-label span')]
+          .filter(s => getComputedStyle(s).visibility !== 'hidden')
+          .map(s => s.getBoundingClientRect())
+          .filter(r => r.width > 0)
+          .map(r => ({{left: r.left, top: r.top, right: r.right, bottom: r.bottom}}))"""
+    )
+    return boxes
+
+
+def overlapping(boxes: list[dict[str, float]]) -> list[tuple[dict[str, float], dict[str, float]]]:
+    return [
+        (a, b)
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a["left"] < b["right"]
+        and b["left"] < a["right"]
+        and a["top"] < b["bottom"]
+        and b["top"] < a["bottom"]
+    ]
+
+
 def no_horizontal_overflow(page: Any) -> bool:
     return bool(
         page.evaluate(

@@ -24,7 +24,16 @@ from bot.geo import AreaIndex, parse_kelurahan_geojson
 from storage.db import Database, upgrade
 from storage.models import Report
 from storage.repo import Repo
-from tests.browser import VIEWPORTS, ConsoleWatch, box, chromium, inside, shot
+from tests.browser import (
+    VIEWPORTS,
+    ConsoleWatch,
+    box,
+    chromium,
+    inside,
+    overlapping,
+    shot,
+    visible_label_boxes,
+)
 from tests.e2e import web_only_env
 from tests.fakes.procs import BotProcess
 from tests.test_open311 import jpeg_bytes
@@ -184,26 +193,6 @@ def test_each_persona_keeps_its_thread_with_its_buttons(site: dict[str, Any], br
     page.close()
 
 
-def visible_label_boxes(page: Any) -> list[dict[str, float]]:
-    boxes: list[dict[str, float]] = page.evaluate(
-        """() => [...document.querySelectorAll('#pick-map .kel-label span')]
-          .filter(s => getComputedStyle(s).visibility !== 'hidden')
-          .map(s => s.getBoundingClientRect())
-          .filter(r => r.width > 0)
-          .map(r => ({left: r.left, top: r.top, right: r.right, bottom: r.bottom}))"""
-    )
-    return boxes
-
-
-def overlaps(a: dict[str, float], b: dict[str, float]) -> bool:
-    return (
-        a["left"] < b["right"]
-        and b["left"] < a["right"]
-        and a["top"] < b["bottom"]
-        and b["top"] < a["bottom"]
-    )
-
-
 def tap_map_at(page: Any, lat: float, lon: float) -> None:
     xy = page.evaluate(f"window.laporPicker.latLngToContainerPoint([{lat}, {lon}])")
     m = box(page, "#pick-map")
@@ -226,10 +215,9 @@ def test_map_picker_opens_close_and_names_the_kelurahan_before_sending(
         f"document.querySelectorAll('#pick-map path.kel-outline').length == {outlines}"
     )
     assert page.evaluate("window.laporPicker.getZoom()") >= OPENING_ZOOM_MIN
-    labels = visible_label_boxes(page)
+    labels = visible_label_boxes(page, "#pick-map")
     assert len(labels) >= 2, labels
-    clashes = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1 :] if overlaps(a, b)]
-    assert clashes == []
+    assert overlapping(labels) == []
     shot(page, f"demo-picker-open-{vp}.png")
 
     # the tester's report: a pin in Lere must be filed in Lere, and the page says so first

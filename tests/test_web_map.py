@@ -18,7 +18,16 @@ from sqlmodel import select
 from bot.city import load_city
 from storage.db import Database, upgrade
 from storage.models import OPEN_STATUSES, STATUS_RESOLVED, Report
-from tests.browser import VIEWPORTS, ConsoleWatch, box, chromium, no_horizontal_overflow, shot
+from tests.browser import (
+    VIEWPORTS,
+    ConsoleWatch,
+    box,
+    chromium,
+    no_horizontal_overflow,
+    overlapping,
+    shot,
+    visible_label_boxes,
+)
 from tests.e2e import web_only_env
 from tests.fakes.procs import BotProcess
 from tests.test_open311 import seed_reports
@@ -191,6 +200,8 @@ def test_clusters_and_the_list_beside_the_map_follow_filters_and_view(
     else:
         assert lst["left"] >= m["right"] - 1 and lst["top"] < m["bottom"]  # beside it
     assert no_horizontal_overflow(page)
+    labels = visible_label_boxes(page, "#map")  # without tiles the kelurahan names guide
+    assert len(labels) >= 3 and overlapping(labels) == []
     shot(page, f"map-{vp}.png", full_page=True)
 
     # a filter: the list holds exactly the reports it keeps

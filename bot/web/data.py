@@ -34,8 +34,9 @@ def map_point(row: tuple[Any, ...]) -> list[Any]:
 
 
 def city_center(city: Any) -> list[float]:
-    """[lat, lon] of the kelurahan centroid nearest to all the others (a point in the city,
-    never in the sea between its parts); the middle of the bbox without kelurahan."""
+    """[lat, lon] of the kelurahan centroid nearest to all the others (a place in the city;
+    the mean of the centroids can fall between its parts: in Palu Bay); the middle of the
+    bbox for a city without kelurahan."""
     points = [k.centroid for k in city.kelurahan]
     if not points:
         min_lon, min_lat, max_lon, max_lat = city.city.bbox
