@@ -180,10 +180,7 @@ async def test_server_errors_back_off_and_permanent_errors_fail(sqlite_url: str)
     await run_until(sender, lambda: len(t.sent) == 1 and states(db).get("failed") == 1)
     assert t.sent[0][2] == "flaky"
     with db.session() as s:
-        rows = {
-            r.address: r
-            for r in s.exec(select(OutboxItem))
-        }
+        rows = {r.address: r for r in s.exec(select(OutboxItem))}
     assert rows["a"].attempts == 2 and rows["a"].state == "sent"
     assert rows["b"].state == "failed" and "400" in (rows["b"].error or "")
 
