@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import inspect
 
-from handlers.workdays import WorkCalendar, deadlines, reminder_at
 from handlers import sla_jobs
+from handlers.workdays import WorkCalendar, deadlines, reminder_at
 from storage.db import Database, downgrade, upgrade
 from storage.repo import Repo
 from tests.core_harness import CoreHarness, texts

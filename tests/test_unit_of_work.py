@@ -281,7 +281,7 @@ def test_new_reports_are_held_readable_and_written_at_the_flush(db: Database) ->
                         size=10,
                         role="report",
                         created_at=NOW,
-                    )  # fmt: skip
+                    )
                 )
                 repo.work.add_track(
                     ReportTrack(
@@ -289,7 +289,7 @@ def test_new_reports_are_held_readable_and_written_at_the_flush(db: Database) ->
                         cycle_started_at=NOW,
                         response_due_at=NOW,
                         resolution_due_at=NOW,
-                    )  # fmt: skip
+                    )
                 )
             assert repo.report(first.id) is first
             assert repo.report_by_code("plu-2611-0002") is second
