@@ -216,9 +216,11 @@ async def _post_raw(url: str, body: bytes, secret: str) -> int:
 
 
 def test_a_slow_geocoder_holds_only_the_citizen_who_typed_a_place(tmp_path: Path) -> None:
-    """Nominatim answers after 2 s. While one citizen's typed address is being looked up (before
-    the transaction, by the inbox worker), another citizen is answered at once; then the first
-    gets the place to confirm, from the geocoder's cache inside the transaction."""
+    """Nominatim keeps the request waiting. While one citizen's typed address is being looked
+    up (before the transaction, by the inbox worker), another citizen is answered; only then
+    does the geocoder answer, and the first citizen gets the place to confirm."""
+    import threading
+
     from tests.fakes.nominatim import FakeNominatim, place
 
     towua = place(-0.9150, 119.8800, "Jalan Towua, Tatura, Palu")
@@ -228,19 +230,18 @@ def test_a_slow_geocoder_holds_only_the_citizen_who_typed_a_place(tmp_path: Path
             bot.say(UID, "/lapor")
             bot.press(UID, "cat:jalan_rusak")
             bot.say(UID, "Jalan berlubang besar, bahaya untuk motor")
-            nominatim.delay = 2.0
+            nominatim.gate = threading.Event()
             other = UID + 1
             bot.api.push_update(bot.api.text_update(UID, "Jalan Towua nomor 12"))
-            time.sleep(0.3)  # the lookup is under way when the other citizen writes
-            started = time.monotonic()
-            out = bot.say(other, "/start")
-            other_waited = time.monotonic() - started
+            wait_until(lambda: nominatim.count("/search") == 1, what="the lookup under way")
+            out = bot.say(other, "/start")  # answered while the lookup is still held
             assert "Selamat datang" in text_of(out)
+            assert len(bot.api.sent_to(UID)) == 3  # the first citizen is still waiting
+            nominatim.gate.set()
             bot.api.wait_for_sync(lambda: len(bot.api.sent_to(UID)) >= 4, 15)
             place_reply = bot.api.sent_to(UID)[-1]
             assert "Jalan Towua" in (place_reply.get("text") or "")
             assert "loc:yes" in buttons(place_reply)
-            assert other_waited < 1.2, other_waited  # the lookup still has 1.7 s to go
             assert nominatim.count("/search") == 1  # asked once, before the transaction
 
 

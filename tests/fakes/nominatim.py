@@ -66,6 +66,8 @@ class FakeNominatim:
         # raises is kept in `probe_errors` (e.g. "the caller holds a transaction open")
         self.probe: Any = None
         self.probe_errors: list[str] = []
+        # when set, requests wait until the test opens the gate (`gate.set()`)
+        self.gate: threading.Event | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -135,6 +137,8 @@ class FakeNominatim:
                         fake.probe_errors.append(f"{parts.path}: {exc}")
                 if fake.delay:
                     time.sleep(fake.delay)
+                if fake.gate is not None:
+                    fake.gate.wait(30)
                 status, body = fake._answer(parts.path, params)
                 data = json.dumps(body).encode()
                 try:
