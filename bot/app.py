@@ -16,18 +16,20 @@ from bot.channels.base import Channel
 from bot.city import CityProfile, load_city
 from bot.config import Settings
 from bot.geo import AreaIndex
+from bot.geocode import Geocoder, GeoLookup
 from bot.http import HttpServer, RouteInstaller, build_web_app
 from bot.i18n import I18n
-from bot.inbox import Inbox, InboxWorker, write_outgoing
+from bot.inbox import Inbox, InboxWorker
 from bot.media import MediaStore
 from bot.scheduler import Scheduler
 from bot.sender import Sender
-from handlers import sla_jobs
-from handlers.core import Registry, Services, begin_round, handle
-from handlers.events import Inbound, Outgoing, Reply
-from handlers.officer import install_services as install_officer_services
+from handlers import officer, sla_jobs
+from handlers.core import Core, Registry
+from handlers.events import Inbound
 from handlers.registry import build_registry
-from storage.db import Database, upgrade, utcnow
+from handlers.services import Services, WorkConfig
+from handlers.workdays import WorkCalendar
+from storage.db import Clock, Database, upgrade, utcnow
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
@@ -36,25 +38,32 @@ INBOX_KEEP_DAYS = 14  # WhatsApp redelivers for up to 7 days; keep the keys long
 SLA_SWEEP_SECONDS = 300  # deadlines are in working days: a 5-minute sweep is plenty
 
 
-def build_services(settings: Settings, db: Database, i18n: I18n, city: CityProfile) -> Services:
+def build_services(
+    settings: Settings, db: Database, i18n: I18n, city: CityProfile, clock: Clock
+) -> Services:
     with db.session() as s:
         polygons = Repo(s).area_polygons()
-    areas = AreaIndex(city, polygons or None)
-    geocoder = None
-    if settings.geocoder_url:
-        from bot.geocode import Geocoder
-
-        geocoder = Geocoder(
-            settings.geocoder_url,
-            settings.geocoder_user_agent,
-            viewbox=city.city.bbox,
-        )
     from bot.triage import Triage
 
-    triage = Triage(city.categories)
     return Services(
-        city=city, areas=areas, i18n=i18n, clock=utcnow, geocoder=geocoder, triage=triage
+        city=city,
+        areas=AreaIndex(city, polygons or None),
+        i18n=i18n,
+        clock=clock,
+        work=WorkConfig(
+            calendar=WorkCalendar(city.city.timezone),
+            duplicate_radius_m=settings.duplicate_radius_m,
+        ),
+        triage=Triage(city.categories),
     )
+
+
+def build_geocoder(settings: Settings, city: CityProfile) -> Geocoder | None:
+    """The geocoder, or None without `GEOCODER_URL`. It is asked before an update's
+    transaction (`GeoLookup`), never by a handler."""
+    if not settings.geocoder_url:
+        return None
+    return Geocoder(settings.geocoder_url, settings.geocoder_user_agent, viewbox=city.city.bbox)
 
 
 class App:
@@ -62,16 +71,18 @@ class App:
 
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
         self.settings = settings
+        self.clock: Clock = utcnow  # the one clock: storage, core, sender, alerts
         if migrate:
             upgrade(settings.database_url)
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, clock=self.clock)
         self.i18n = I18n(settings.default_locale)
         self.city = load_city(settings.city, settings.cities_dir)
         self.media = MediaStore(settings.media_dir, settings.max_photo_bytes)
-        self.services = build_services(settings, self.db, self.i18n, self.city)
+        self.services = build_services(settings, self.db, self.i18n, self.city, self.clock)
+        geocoder = build_geocoder(settings, self.city)
+        lookup = GeoLookup(geocoder, self.services, self.db) if geocoder else None
         self.registry: Registry = build_registry()
-        # issue 3: officers, routing, SLA (handlers/officer.py, handlers/sla_jobs.py)
-        install_officer_services(self.services, duplicate_radius_m=settings.duplicate_radius_m)
+        officer.install(self.services)
         self.inbox = Inbox(self.db)
         self.channels: dict[str, Channel] = {}
         if settings.telegram_enabled:
@@ -88,14 +99,12 @@ class App:
                 self.i18n,
                 self.last_inbound_at,
                 self.on_delivery_status,
-                self.load_reply,
-                self.enqueue_page,
                 self.registry.known_commands(),
                 media=self.media,
             )
             wa.check_settings()  # no silent "signature checks off": refuse to start instead
             self.channels["whatsapp"] = wa
-        # issue 6: the web demo chat, a third adapter on the same core (demo mode only)
+        # the web demo chat, a third adapter on the same core (demo mode only)
         from bot.web.pages import Pages
 
         self.pages = Pages(self.i18n)
@@ -118,72 +127,32 @@ class App:
             {name: ch.transport for name, ch in self.channels.items()},
             concurrency=settings.sender_concurrency,
         )
+        self.core: Core[int] = Core(self.services, self.registry, on_event=self._observe)
         self.worker = InboxWorker(
             self.db,
             self.inbox,
             self.channels,
-            self.process,
-            self.apology,
+            self.core.run_batch,
+            self.core.apology,
             self.sender.wake,
-            prepare=self.prepare if self.services.geocoder is not None else None,
-            begin=lambda repo, events: begin_round(repo, self.services, events),
+            prepare=lookup.prepare if lookup is not None else None,
         )
         self.scheduler = Scheduler(self.db)
         self.route_installers: list[RouteInstaller] = [
             ch.register_routes for ch in self.channels.values()
         ]
         self.background: list[Callable[[asyncio.Event], Any]] = []
-        self._install_open_side()  # issue 6: Open311, public map/dashboard, /metrics
+        self._install_open_side()
         self.http: HttpServer | None = None
         self.started = asyncio.Event()
-        # issue 5: subscriptions, warnings, announcements (bot/alerts/wiring.py)
+        # subscriptions, warnings, announcements (bot/alerts/wiring.py)
         from bot.alerts.wiring import install_alerts
 
         self.alerts = install_alerts(self)
 
-    # --- the core, bound to this app's services ---------------------------------------------
-    def process(self, repo: Repo, ev: Inbound) -> list[Outgoing]:
+    # --- the core's side of the inbox -------------------------------------------------------
+    def _observe(self, ev: Inbound) -> None:
         self.metrics.observe_inbound(ev.channel)
-        return handle(repo, self.services, self.registry, ev)
-
-    async def prepare(self, events: list[Inbound]) -> None:
-        """Before an update's transaction: make the geocoder calls its handling will make, so
-        they are answered from the cache inside the transaction (see `geocoder_lookups`)."""
-        from handlers.citizen import geocoder_lookups
-
-        geocoder = self.services.geocoder
-        for ev in events:
-            step = None
-            if ev.kind == "text":  # only typed text needs the step (is it a typed place?)
-                step = await asyncio.to_thread(self._step_of, ev.channel, ev.external_id)
-            for method, args in geocoder_lookups(self.services, step, ev):
-                await asyncio.to_thread(getattr(geocoder, method), *args)
-
-    def _step_of(self, channel: str, external_id: str) -> str | None:
-        with self.db.session() as s:
-            repo = Repo(s)
-            who = repo.who(channel, external_id)
-            state = repo.conversation_state(who[0].id) if who else None
-            return state[0] if state else None
-
-    def apology(self, repo: Repo, ev: Inbound) -> list[Outgoing]:
-        """After the last failed attempt at an update: tell the person, don't go silent."""
-        from handlers.core import Ctx
-
-        who = repo.who(ev.channel, ev.external_id)
-        if who is None:
-            return []
-        ident, person = who
-        ctx = Ctx(repo=repo, svc=self.services, event=ev, identity=ident, person=person)
-        text = ctx.gettext("Sorry, something went wrong on our side. Please try again.")
-        return [
-            Outgoing(
-                channel=ev.channel,
-                address=ev.chat_id or ident.address,
-                identity_id=ident.id,
-                reply=Reply(text=text),
-            )
-        ]
 
     # --- callbacks for channel adapters -----------------------------------------------------
     async def last_inbound_at(self, identity_id: int | None) -> datetime | None:
@@ -204,34 +173,6 @@ class App:
 
         await asyncio.to_thread(write)
 
-    async def load_reply(self, outbox_id: int) -> Reply | None:
-        def read() -> Reply | None:
-            with self.db.session() as s:
-                row = Repo(s).outbox_item(outbox_id)
-                return Reply.from_payload(row.payload) if row else None
-
-        return await asyncio.to_thread(read)
-
-    async def enqueue_page(self, address: str, reply: Reply, identity_key: str | None) -> None:
-        """WhatsApp list paging: send the next page of an earlier reply."""
-
-        def write() -> None:
-            with self.db.session() as s:
-                repo = Repo(s)
-                ident = repo.identity("whatsapp", identity_key) if identity_key else None
-                person = repo.person(ident.person_id) if ident else None
-                repo.enqueue(
-                    channel="whatsapp",
-                    address=address,
-                    payload=reply.to_payload(),
-                    identity_id=ident.id if ident else None,
-                    # the "More" row and list button are labelled in the person's language
-                    meta={"lang": self.i18n.lang(person.language if person else None)},
-                )
-
-        await asyncio.to_thread(write)
-        self.sender.wake()
-
     def channel_status(self) -> dict[str, str]:
         out = {}
         for name, ch in self.channels.items():
@@ -240,14 +181,14 @@ class App:
         return out
 
     def _install_open_side(self) -> None:
-        """Open311 API, public map and dashboard, Prometheus metrics (issue 6)."""
+        """Open311 API, public map and dashboard, Prometheus metrics."""
         from bot.metrics import Metrics
         from bot.open311 import Open311, default_deadline
         from bot.web import PublicWeb
         from bot.web.warnings import table_provider
 
         settings = self.settings
-        deadline = self.services.extra.get("sla_deadline") or default_deadline(self.city)
+        deadline = default_deadline(self.city)
         from_tables = table_provider(self.db, self.services.clock)
         self.open311 = Open311(
             self.db,
@@ -263,8 +204,7 @@ class App:
             self.services,
             self.pages,
             deadline=deadline,
-            # looked up on each call: the warnings module may register its own later
-            warnings=lambda: (self.services.extra.get("public_warnings") or from_tables)(),
+            warnings=from_tables,
             tile_url=settings.map_tile_url,
             tile_attribution=settings.map_tile_attribution,
             leaflet_url=settings.leaflet_url,
@@ -295,7 +235,7 @@ class App:
     async def purge_inbox(self) -> None:
         def purge() -> int:
             with self.db.session() as s:
-                return Repo(s).inbox_purge(utcnow() - timedelta(days=INBOX_KEEP_DAYS))
+                return Repo(s).inbox_purge(self.clock() - timedelta(days=INBOX_KEEP_DAYS))
 
         n = await asyncio.to_thread(purge)
         if n:
@@ -305,9 +245,10 @@ class App:
         """Deadline reminders, escalations, auto-close and daily summaries (state in the DB)."""
 
         def sweep() -> int:
-            with self.db.session() as s:
-                repo = Repo(s)
-                return write_outgoing(repo, sla_jobs.sweep(repo, self.services))
+            with self.db.unit() as uow:
+                outs = sla_jobs.sweep(Repo(uow), self.services)
+                uow.send(outs)
+                return len(outs)
 
         if await asyncio.to_thread(sweep):
             self.sender.wake()

@@ -10,18 +10,24 @@ its caller.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from geopy.exc import GeopyError
 from geopy.extra.rate_limiter import RateLimiter
 from geopy.geocoders import Nominatim
+
+from handlers.citizen.places import geocoder_question
+from handlers.events import GeoAnswer, Inbound
+from storage.conversations import current_step
+from storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -175,3 +181,37 @@ class Geocoder:
         address = str(location.address) if location is not None and location.address else None
         self._cache.put(key, address)
         return address
+
+
+class GeoLookup:
+    """Asks the geocoder, before an update's transaction, what its handling can use.
+
+    The core says which question an event at a step raises (`geocoder_question`); the answer
+    rides on the event (`Inbound.geo`). Handlers never reach the geocoder, so a slow or
+    rate-limited one (Nominatim allows 1 request/s) holds only this sender, never the
+    database.
+    """
+
+    def __init__(self, geocoder: Geocoder, services: Any, db: Database) -> None:
+        self.geocoder = geocoder
+        self.services = services
+        self.db = db
+
+    def answer(self, ev: Inbound) -> Inbound:
+        """`ev` with the geocoder's answer on it, if its handling can use one."""
+        if ev.kind not in ("text", "location"):
+            return ev
+        step = current_step(self.db, ev.channel, ev.external_id)
+        question = geocoder_question(self.services, step, ev)
+        if question is None:
+            return ev
+        if question.kind == "reverse":
+            address = self.geocoder.reverse(question.lat, question.lon)
+            return replace(ev, geo=GeoAnswer(name=address)) if address else ev
+        found = self.geocoder.geocode(question.query)
+        if found is None:
+            return ev
+        return replace(ev, geo=GeoAnswer(name=found.display_name, lat=found.lat, lon=found.lon))
+
+    async def prepare(self, events: list[Inbound]) -> list[Inbound]:
+        return [await asyncio.to_thread(self.answer, ev) for ev in events]

@@ -68,7 +68,7 @@ class HttpServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        sockets = getattr(site._server, "sockets", None)
+        sockets = getattr(site._server, "sockets", None)  # noqa: SLF001 (aiohttp has no API)
         if sockets:
             self.port = sockets[0].getsockname()[1]
         log.info("HTTP server listening on http://%s:%d", self.host, self.port)

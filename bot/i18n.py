@@ -14,6 +14,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from handlers.text import N_  # noqa: F401  (re-exported until every importer moved)
+
 LOCALES = ("id", "en")
 DOMAIN = "messages"
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
@@ -51,8 +53,3 @@ class I18n:
 
     def gettext(self, code: str | None, msgid: str) -> str:
         return self.for_lang(code).gettext(msgid)
-
-
-def N_(msgid: str) -> str:
-    """Mark a msgid for extraction where it is translated later (`-k N_`)."""
-    return msgid

@@ -12,22 +12,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
-
-from sqlalchemy.exc import IntegrityError
+from typing import Any, cast
 
 from bot.channels.base import Channel
 from bot.runtime import retry_delay
-from handlers.events import Inbound, Outgoing
-from storage.db import Database
+from handlers.core import ItemFailed
+from handlers.events import Inbound
+from storage.db import Database, is_outage
+from storage.inbox import Pending, store_updates
 from storage.repo import Repo
+from storage.unit import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-Process = Callable[[Repo, Inbound], list[Outgoing]]
-Apology = Callable[[Repo, Inbound], list[Outgoing]]
-Prepare = Callable[[list[Inbound]], Awaitable[None]]
-Begin = Callable[[Repo, list[Inbound]], None]
+Batch = list[tuple[int, list[Inbound]]]  # (inbox item id, its events), one item per sender
+Decide = Callable[[UnitOfWork, Batch], None]  # handlers.core.Core.run_batch
+Apologise = Callable[[UnitOfWork, Inbound], None]
+# Slow I/O an update needs before its transaction (the geocoder): returns the events with
+# the answers on them.
+Prepare = Callable[[list[Inbound]], Awaitable[list[Inbound]]]
 
 READ_WAIT = 0.05  # a round waits this long for slow reads, then goes without them
 
@@ -39,32 +42,6 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
-def write_outgoing(repo: Repo, outs: Sequence[Outgoing]) -> int:
-    """Put replies into the outbox (caller's transaction); skips inactive identities."""
-    if not outs:
-        return 0
-    inactive = repo.inactive_identities(
-        list({o.identity_id for o in outs if o.identity_id is not None})
-    )
-    rows = []
-    for o in outs:
-        if o.identity_id in inactive:
-            continue
-        rows.append(
-            {
-                "channel": o.channel,
-                "address": o.address,
-                "payload": o.reply.to_payload(),
-                "identity_id": o.identity_id,
-                "kind": o.kind,
-                "priority": o.priority,
-                "meta": o.meta,
-                "report_id": o.meta.get("report_id") if o.meta else None,
-            }
-        )
-    return repo.enqueue_many(rows)
-
-
 class Inbox:
     """The durable sink adapters write to (implements `InboxSink`)."""
 
@@ -72,37 +49,16 @@ class Inbox:
         self.db = db
         self.wake = asyncio.Event()
 
-    def _accept(self, channel: str, key: str, payload: dict[str, Any], sender: str | None) -> bool:
-        with self.db.session() as s:
-            return Repo(s).inbox_accept(channel, key, payload, sender)
-
     async def accept(
         self, channel: str, key: str, payload: dict[str, Any], sender_key: str | None = None
     ) -> bool:
-        new = await asyncio.to_thread(self._accept, channel, key, payload, sender_key)
-        if new:
-            self.wake.set()
-        return new
-
-    def _accept_many(
-        self, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
-    ) -> int:
-        # A batch normally holds only new updates (a platform resends only what we did not
-        # confirm): try the plain insert; if a replay is among them, drop it by its key.
-        if len({key for key, _payload, _sender in items}) == len(items):
-            try:
-                with self.db.session() as s:
-                    return Repo(s).inbox_insert_new(channel, items)
-            except IntegrityError:
-                pass
-        with self.db.session() as s:
-            return Repo(s).inbox_accept_many(channel, items)
+        return await self.accept_many(channel, [(key, payload, sender_key)]) == 1
 
     async def accept_many(
         self, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
     ) -> int:
         """One transaction for a batch (long polling delivers up to 100 at once)."""
-        new = await asyncio.to_thread(self._accept_many, channel, items)
+        new = await asyncio.to_thread(store_updates, self.db, channel, items)
         if new:
             self.wake.set()
         return new
@@ -120,31 +76,23 @@ class InboxWorker:
         db: Database,
         inbox: Inbox,
         channels: dict[str, Channel],
-        process: Process,
-        apology: Apology,
+        decide: Decide,
+        apologise: Apologise,
         on_outbox: Callable[[], None],
         *,
         max_attempts: int = 3,
         group: int = 50,
         prepare: Prepare | None = None,
-        begin: Begin | None = None,
     ) -> None:
         self.db = db
         self.inbox = inbox
         self.channels = channels
-        self.process = process
-        self.apology = apology
+        self.decide = decide
+        self.apologise = apologise
         self.on_outbox = on_outbox
         self.max_attempts = max_attempts
         self.group = group  # items per round (one transaction)
-        # Slow I/O an update needs before its transaction (e.g. warming the geocoder's cache),
-        # run while the item is read, outside any transaction.
         self.prepare = prepare
-        # Starts a round in its transaction (the core reads every sender at once and creates
-        # newcomers together); by default only the read.
-        self.begin: Begin = begin or (
-            lambda repo, events: repo.begin_round([(e.channel, e.external_id) for e in events])
-        )
         self.handled = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -173,22 +121,21 @@ class InboxWorker:
             return
         await self._run_batch(items)
 
-    def _pending(self) -> list[tuple[int, str, dict[str, Any], str | None]]:
+    def _pending(self) -> list[Pending]:
         with self.db.session() as s:
             return Repo(s).inbox_pending(limit=200)
 
-    async def _run_batch(self, items: list[tuple[int, str, dict[str, Any], str | None]]) -> None:
+    async def _run_batch(self, items: list[Pending]) -> None:
         """Handle a batch in rounds: each round takes the oldest item of every sender.
 
-        A round is one transaction (a group commit) with a savepoint per item, so one
-        failing update rolls back alone; one sender's updates never share a round, so they
-        stay in order.
+        A round is one transaction with one unit of work (`_commit`); one sender's updates
+        never share a round, so they stay in order.
         """
         lanes: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
         known: set[int] = set()  # items taken into this batch
         held: set[str] = set()  # lanes stopped by a failure: their later items wait too
 
-        def add(new: list[tuple[int, str, dict[str, Any], str | None]]) -> None:
+        def add(new: list[Pending]) -> None:
             for item_id, channel, payload, sender in new:
                 lane = f"{channel}:{sender}" if sender else f"item:{item_id}"
                 if item_id in known or lane in held:
@@ -226,7 +173,7 @@ class InboxWorker:
                 for (_lane, item), events in zip(heads, read, strict=True)
                 if events is not None
             ]
-            failed = await asyncio.to_thread(self._commit_group, batch) if batch else {}
+            failed = await asyncio.to_thread(self._commit, batch) if batch else {}
             wrote = False
             for (lane, item), events in zip(heads, read, strict=True):
                 item_id = item[0]
@@ -253,8 +200,8 @@ class InboxWorker:
         events = await self._read(item)
         if events and self.prepare is not None:
             try:
-                await self.prepare(events)
-            except Exception:  # preparing is an optimisation: handling goes on without it
+                events = await self.prepare(events)
+            except Exception:  # the handler then goes on without the geocoder's answer
                 log.warning("preparing inbox item %s failed", item[0], exc_info=True)
         return events
 
@@ -271,43 +218,44 @@ class InboxWorker:
             log.exception("could not read inbox item %s", item_id)
             return None
 
-    def _commit_group(self, batch: list[tuple[int, list[Inbound]]]) -> dict[int, str]:
-        """One transaction for several items; returns {item_id: error} for those rolled back.
+    def _commit(self, batch: Batch) -> dict[int, str]:
+        """One transaction and one unit of work for the batch (a single update is a batch of
+        one); returns {item_id: error} for the items left out.
 
-        First try: the whole group without savepoints (the common case, nothing fails): one
-        UPDATE takes every item, one SELECT reads every sender with its conversation, batched
-        writes store the conversations and every reply.  If any item raises, that
-        transaction rolls back entirely and the group runs again with a savepoint per item, so
-        only the failing ones are rolled back.
+        The core decides every item into the unit of work, which is flushed in one step
+        before the commit. An item that raises is taken out and the batch runs again without
+        it in a new transaction: nothing is rolled back around live objects. If the flush
+        itself fails, each item runs alone, so only the one at fault is left out. A failing
+        database is nobody's fault: it stops the cycle (the worker retries later).
         """
-        if len(batch) > 1:
+        failed: dict[int, str] = {}
+        todo = list(batch)
+        while todo:
             try:
                 with self.db.session() as s:
-                    repo = Repo(s)
-                    taken = repo.inbox_take_many([item_id for item_id, _events in batch])
-                    todo = [ev for item_id, events in batch if item_id in taken for ev in events]
-                    self.begin(repo, todo)
-                    outs: list[Outgoing] = []
-                    for ev in todo:
-                        outs.extend(self.process(repo, ev))
-                    repo.end_round()
-                    write_outgoing(repo, outs)
-                return {}
-            except Exception:
-                log.info("a group of %d updates failed; retrying one by one", len(batch))
-        failed: dict[int, str] = {}
-        with self.db.session() as s:
-            repo = Repo(s)
-            for item_id, events in batch:
-                try:
-                    with s.begin_nested():
-                        if not repo.inbox_take(item_id):
-                            continue  # already handled
-                        for ev in events:
-                            write_outgoing(repo, self.process(repo, ev))
-                except Exception as exc:
-                    log.exception("handling inbox item %s failed", item_id)
-                    failed[item_id] = repr(exc)
+                    uow = UnitOfWork(s)
+                    taken = Repo(uow).inbox_take([item_id for item_id, _events in todo])
+                    self.decide(uow, [(i, events) for i, events in todo if i in taken])
+                    uow.flush()
+                return failed
+            except ItemFailed as exc:
+                if is_outage(exc.cause):
+                    raise exc.cause from exc
+                key = cast(int, exc.key)
+                log.error("handling inbox item %s failed", key, exc_info=exc.cause)
+                failed[key] = repr(exc.cause)
+                todo = [t for t in todo if t[0] != key]
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                if len(todo) == 1:
+                    log.exception("writing inbox item %s failed", todo[0][0])
+                    failed[todo[0][0]] = repr(exc)
+                    return failed
+                log.info("a batch of %d failed at its flush; one by one", len(todo))
+                for one in todo:
+                    failed.update(self._commit([one]))
+                return failed
         return failed
 
     def _record_failure(self, item_id: int, error: str, events: list[Inbound]) -> bool:
@@ -318,8 +266,10 @@ class InboxWorker:
             if attempts < self.max_attempts:
                 return False
             repo.inbox_mark_processed(item_id, error=error)
+            uow = repo.uow
             for ev in events:
-                write_outgoing(repo, self.apology(repo, ev))
+                self.apologise(uow, ev)
+            uow.flush()
             return True
 
     def _finish_without_channel(self, item_id: int, channel: str) -> None:

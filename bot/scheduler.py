@@ -22,7 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Scheduler:
             run_at = run_at.replace(tzinfo=UTC)
         self.aps.add_job(
             self._run_persisted,
-            DateTrigger(run_date=max(run_at, utcnow())),
+            DateTrigger(run_date=max(run_at, self.db.clock())),
             args=[job_id],
             id=f"job-{job_id}",
             replace_existing=True,

@@ -25,7 +25,7 @@ from datetime import timedelta
 from bot.channels.base import OutboundMessage, RateLimits, SendResult, Transport
 from bot.runtime import retry_delay
 from handlers.events import Reply
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.repo import DueMessage, Repo
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class Sender:
     def _load_due(self, after_id: int | None = None) -> list[DueMessage]:
         with self.db.session() as s:
             return Repo(s).outbox_due(
-                utcnow(), channels=list(self.transports), limit=LOAD_BATCH, after_id=after_id
+                self.db.clock(), channels=list(self.transports), limit=LOAD_BATCH, after_id=after_id
             )
 
     async def _tick(self) -> float:
@@ -356,7 +356,7 @@ class Sender:
         """Write the results (caller's transaction); `_recorded` counts them after the commit."""
         if not batch:
             return
-        now = utcnow()
+        now = self.db.clock()
         sent = [(row.id, res.message_id) for row, res in batch if res.status == "sent"]
         repo.outbox_record(sent, now)  # one statement for the common case
         for row, res in batch:

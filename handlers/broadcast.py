@@ -7,7 +7,7 @@
 
 Only admins (staff role `admin`) may use these commands; anyone else is told so clearly.  The
 broadcast row (and its scheduled job) is written in the same transaction as the answer; the
-fan-out worker picks it up from there.  Services come from `Services.extra["alerts"]`.
+fan-out worker picks it up from there.  The warnings service is `Services.alerts`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from handlers.core import Ctx, Gettext, Registry
+from handlers.core import Ctx, Registry
 from handlers.events import Choice, MediaRef
+from handlers.services import Alerts
+from handlers.text import Gettext
 from storage.alert_models import BC_DONE, BC_SCHEDULED
-from storage.alert_repo import AlertRepo
 from storage.models import ROLE_ADMIN
 
 MIN_TEXT = 5
@@ -39,8 +40,10 @@ def _refuse(ctx: Ctx) -> None:
     ctx.reply(ctx.gettext("Sorry, only administrators can send announcements."))
 
 
-def _alerts(ctx: Ctx) -> Any:
-    return ctx.svc.extra.get("alerts")
+def _alerts(ctx: Ctx) -> Alerts:
+    alerts = ctx.svc.alerts
+    assert alerts is not None, "checked by /siaran"
+    return alerts
 
 
 def cmd_broadcast(ctx: Ctx) -> None:
@@ -48,7 +51,7 @@ def cmd_broadcast(ctx: Ctx) -> None:
         _refuse(ctx)
         return
     _ = ctx.gettext
-    if _alerts(ctx) is None:
+    if ctx.svc.alerts is None:
         ctx.reply(_("Announcements are not available right now."))
         return
     ctx.set_state("bc.text", {})
@@ -251,7 +254,7 @@ def _confirm(ctx: Ctx, data: dict[str, Any]) -> None:
     _ = ctx.gettext
     alerts = _alerts(ctx)
     audience = alerts.parse_audience(data["audience"])
-    n = alerts.count_recipients(AlertRepo(ctx.repo.s), audience)
+    n = alerts.count_recipients(ctx.alerts_repo, audience)
     data["count"] = n
     ctx.set_state("bc.confirm", data)
     photo = MediaRef(**data["photo"]) if data.get("photo") else None
@@ -274,7 +277,7 @@ def _create(ctx: Ctx, data: dict[str, Any], when: datetime | None) -> int:
     audience = alerts.parse_audience(data["audience"])
     photo = MediaRef(**data["photo"]) if data.get("photo") else None
     bc = alerts.new_broadcast(
-        AlertRepo(ctx.repo.s),
+        ctx.alerts_repo,
         source="admin",
         audience=audience,
         texts={"*": data["text"]},
@@ -282,7 +285,8 @@ def _create(ctx: Ctx, data: dict[str, Any], when: datetime | None) -> int:
         created_by=ctx.person.id,
         scheduled_at=when,
     )
-    return int(bc.id)
+    assert bc.id is not None
+    return bc.id
 
 
 def _step_confirm(ctx: Ctx, data: dict[str, Any]) -> None:
@@ -363,18 +367,19 @@ def cmd_status(ctx: Ctx) -> None:
         _refuse(ctx)
         return
     _ = ctx.gettext
-    arepo = AlertRepo(ctx.repo.s)
+    arepo = ctx.alerts_repo
     rows = arepo.recent_broadcasts(5)
     if not rows:
         ctx.reply(_("No broadcasts yet."))
         return
-    rate_fn = ctx.svc.extra.get("broadcast_rate")
+    alerts = ctx.svc.alerts
     lines = [_("Latest broadcasts:")]
     for bc in rows:
         assert bc.id is not None
         counts = arepo.broadcast_counts(bc.id)
         pending = counts.get("pending", 0) + counts.get("sending", 0)
-        rate = rate_fn(arepo, bc.id) if rate_fn and bc.state not in (BC_DONE,) else 0.0
+        running = alerts is not None and bc.state != BC_DONE
+        rate = alerts.sent_rate(arepo, bc.id) if alerts is not None and running else 0.0
         line = _(
             "#{id} {kind} · {state} · sent {sent} · failed {failed} · pending {pending} · {rate}/s"
         ).format(
@@ -399,10 +404,10 @@ def cmd_cancel_broadcast(ctx: Ctx) -> None:
         return
     _ = ctx.gettext
     raw = (ctx.event.args or "").strip().lstrip("#")
-    if not raw.isdigit():
+    if not (raw.isdigit() and len(raw) <= 9):
         ctx.reply(_("Write the broadcast number, for example: /siaran_batal 12"))
         return
-    n = AlertRepo(ctx.repo.s).cancel_broadcast(int(raw))
+    n = ctx.alerts_repo.cancel_broadcast(int(raw))
     if n is None:
         ctx.reply(_("Broadcast #{id} was not found or has already ended.").format(id=raw))
         return

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from handlers.citizen import category_label, local_time, opd_label, status_label
-from handlers.core import Gettext
 from handlers.events import Choice, MediaRef, Reply
+from handlers.labels import category_label, local_time, opd_label, status_label
+from handlers.text import Gettext
 from storage.models import (
     OPEN_STATUSES,
     STATUS_IN_PROGRESS,
@@ -23,7 +23,7 @@ from storage.models import (
     Photo,
     Report,
 )
-from storage.repo import PersonView
+from storage.views import PersonView
 from storage.work_models import ReportTrack
 
 QUEUE_PAGE = 5

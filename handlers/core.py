@@ -1,57 +1,37 @@
-"""The conversation core: one inbound event in, outbox messages out, in one transaction.
+"""The conversation core: a batch of inbound events in, outbox messages out, one transaction.
 
-`handle()` resolves who wrote (a person with channel identities), then dispatches:
-commands → the command table; otherwise the handler of the person's current step (stored
-in the `conversation` table, so a restart loses nothing); with no step, the idle handler.
-Handlers never import a platform library and never run SQL themselves: they call `Repo`.
+`run_batch()` is the one way in, for the inbox worker and for tests alike: it reads every
+sender of the batch at once, then `handle()`s each item's events in order. `handle()` resolves
+who wrote (a person with channel identities), then dispatches: commands → the command table;
+global buttons (`menu:`, `lang:` …) → their handler; otherwise the handler of the person's
+current step (stored in the `conversation` table, so a restart loses nothing); with no step,
+the idle handler. Handlers never import a platform library, never run SQL and never reach
+the network: they call `Repo` (whose writes the unit of work holds until its flush) and the
+typed services; what is slow was looked up before the transaction and rides on the event.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any, Generic, TypeVar
 
-from handlers.events import (
-    MAX_TEXT,
-    PRIORITY_REPLY,
-    Choice,
-    Inbound,
-    Outgoing,
-    Reply,
-)
-from storage.repo import IdentityView, NewIdentity, PersonView, Repo
+from handlers.events import MAX_TEXT, PRIORITY_REPLY, Choice, Inbound, Outgoing, Reply
+from handlers.services import Services
+from handlers.text import Gettext
+from storage.alert_repo import AlertRepo
+from storage.repo import Repo
+from storage.unit import UnitOfWork
+from storage.views import IdentityView, NewIdentity, PersonView
+from storage.work_repo import WorkRepo
 
 log = logging.getLogger(__name__)
 
-Gettext = Callable[[str], str]
-
-
-class I18nLike(Protocol):
-    default: str
-
-    def lang(self, code: str | None) -> str: ...
-
-    def gettext(self, code: str | None, msgid: str) -> str: ...
-
-
-@dataclass
-class Services:
-    """What handlers may use besides the repository (built by the composition root)."""
-
-    city: Any  # bot.city.CityProfile
-    areas: Any  # bot.geo.AreaIndex
-    i18n: I18nLike
-    clock: Callable[[], datetime]
-    geocoder: Any = None  # bot.geocode.Geocoder | None
-    triage: Any = None  # bot.triage.Triage | None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 Handler = Callable[["Ctx"], None]
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass
@@ -66,6 +46,9 @@ class Registry:
     choices: dict[str, Handler] = field(default_factory=dict)
     idle: Handler | None = None
     command_aliases: dict[str, str] = field(default_factory=dict)
+    # Steps that take a typed place: the geocoder is asked for typed text there, before the
+    # transaction (a shared location is always looked up).
+    place_steps: set[str] = field(default_factory=set)
 
     def command(self, *names: str, group: bool = False) -> Callable[[Handler], Handler]:
         def deco(fn: Handler) -> Handler:
@@ -92,6 +75,14 @@ class Ctx:
     is_new: bool = False
     _state: tuple[str | None, dict[str, Any]] | None = None  # read once per event
 
+    @cached_property
+    def work(self) -> WorkRepo:
+        return self.repo.work
+
+    @cached_property
+    def alerts_repo(self) -> AlertRepo:
+        return self.repo.alerts
+
     # --- language -------------------------------------------------------------------------
     @property
     def lang(self) -> str:
@@ -107,18 +98,15 @@ class Ctx:
     def state(self) -> tuple[str | None, dict[str, Any]]:
         """The stored step and a copy of its draft data."""
         if self._state is None:
-            assert self.identity.id is not None
             self._state = self.repo.conversation_state(self.identity.id) or (None, {})
         step, data = self._state
         return step, dict(data)
 
     def set_state(self, step: str, data: dict[str, Any]) -> None:
-        assert self.identity.id is not None
         self.repo.save_conversation(self.identity.id, step, data)
         self._state = (step, dict(data))
 
     def clear_state(self) -> None:
-        assert self.identity.id is not None
         self.repo.clear_conversation(self.identity.id)
         self._state = (None, {})
 
@@ -132,13 +120,13 @@ class Ctx:
         location_label: str | None = None,
         photo: Any = None,
         remove_keyboard: bool = False,
+        page: int = 0,
     ) -> None:
         """Answer in the chat the event came from."""
-        address = self.event.chat_id or self.identity.address
         self.out.append(
             Outgoing(
                 channel=self.event.channel,
-                address=address,
+                address=self.event.chat_id or self.identity.address,
                 identity_id=self.identity.id if self.event.chat_type == "private" else None,
                 reply=Reply(
                     text=text,
@@ -147,6 +135,7 @@ class Ctx:
                     location_label=location_label,
                     photo=photo,
                     remove_keyboard=remove_keyboard,
+                    page=page,
                 ),
                 priority=PRIORITY_REPLY,
                 kind="reply",
@@ -170,10 +159,69 @@ def _address(ev: Inbound) -> str:
     return ev.chat_id if (ev.chat_type == "private" and ev.chat_id) else ev.external_id
 
 
-def begin_round(repo: Repo, svc: Services, events: Sequence[Inbound]) -> None:
-    """Before handling a round of events (one per sender) in one transaction: read every
-    sender with one statement and create the first-time ones together, as `handle` would."""
-    repo.begin_round([(ev.channel, ev.external_id) for ev in events])
+class ItemFailed(Exception):
+    """An item of a batch raised while it was decided; nothing of the batch is written.
+    The caller throws the transaction away and runs the batch again without the item."""
+
+    def __init__(self, key: Hashable, cause: BaseException) -> None:
+        super().__init__(f"item {key!r}: {cause!r}")
+        self.key = key
+        self.cause = cause
+
+
+@dataclass
+class Core(Generic[K]):
+    """The core bound to its services and registry (what the composition root builds)."""
+
+    svc: Services
+    registry: Registry
+    on_event: Callable[[Inbound], None] | None = None  # e.g. metrics
+
+    def run_batch(self, uow: UnitOfWork, items: Sequence[tuple[K, Sequence[Inbound]]]) -> None:
+        """Decide a batch (one item per sender) into the unit of work; the caller flushes.
+
+        Reads every sender once (`begin`), then each item's events in order; their messages
+        go into the unit of work. The first item that raises stops the batch with
+        `ItemFailed` (its key), before anything of the batch is written.
+        """
+        repo = Repo(uow)
+        begin(repo, self.svc, [ev for _key, events in items for ev in events])
+        for key, events in items:
+            try:
+                for ev in events:
+                    if self.on_event is not None:
+                        self.on_event(ev)
+                    uow.send(handle(repo, self.svc, self.registry, ev))
+            except Exception as exc:
+                raise ItemFailed(key, exc) from exc
+
+    def apology(self, uow: UnitOfWork, ev: Inbound) -> None:
+        """After the last failed attempt at an update: tell the person, don't go silent."""
+        repo = Repo(uow)
+        ident, person, _new = repo.get_or_create_identity(
+            ev.channel, ev.external_id, _address(ev), language=self.svc.i18n.default
+        )
+        lang = self.svc.i18n.lang(person.language)
+        text = self.svc.i18n.gettext(
+            lang, "Sorry, something went wrong on our side. Please try again."
+        )
+        uow.send(
+            [
+                Outgoing(
+                    channel=ev.channel,
+                    address=ev.chat_id or ident.address,
+                    identity_id=ident.id,
+                    reply=Reply(text=text),
+                    meta={"lang": lang},
+                )
+            ]
+        )
+
+
+def begin(repo: Repo, svc: Services, events: Sequence[Inbound]) -> None:
+    """Before handling a batch's events: read every sender with one statement and create
+    the first-time ones together, as `handle` would."""
+    repo.read_senders([(ev.channel, ev.external_id) for ev in events])
     newcomers: dict[tuple[str, str], NewIdentity] = {}
     for ev in events:
         key = (ev.channel, ev.external_id)
@@ -190,9 +238,9 @@ def begin_round(repo: Repo, svc: Services, events: Sequence[Inbound]) -> None:
 
 
 def handle(repo: Repo, svc: Services, registry: Registry, ev: Inbound) -> list[Outgoing]:
-    """Process one inbound event; returns what to put in the outbox (same transaction)."""
+    """Process one inbound event; returns the messages it makes (for the outbox)."""
     if ev.text is not None and len(ev.text) > MAX_TEXT:
-        ev = _replace(ev, text=ev.text[:MAX_TEXT])
+        ev = replace(ev, text=ev.text[:MAX_TEXT])
     ident, person, is_new = repo.get_or_create_identity(
         ev.channel,
         ev.external_id,
@@ -242,9 +290,3 @@ def handle(repo: Repo, svc: Services, registry: Registry, ev: Inbound) -> list[O
     if registry.idle is not None:
         registry.idle(ctx)
     return ctx.out
-
-
-def _replace(ev: Inbound, **changes: Any) -> Inbound:
-    from dataclasses import replace
-
-    return replace(ev, **changes)

@@ -7,6 +7,7 @@ Nothing here knows aiogram, pywa or HTTP.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 Kind = Literal["text", "command", "location", "photo", "choice"]
@@ -22,6 +23,16 @@ class MediaRef:
     size: int
     path: str  # relative to the media directory
     channel_file_id: str | None = None  # e.g. Telegram file_id, reusable for re-sending
+
+
+@dataclass(frozen=True)
+class GeoAnswer:
+    """What the geocoder said about this event, asked before its transaction: the address
+    of a shared point (`name` only), or where a typed place is (`lat`, `lon`, `name`)."""
+
+    name: str | None
+    lat: float | None = None
+    lon: float | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,7 @@ class Inbound:
     display_name: str | None = None
     language_hint: str | None = None  # the platform's language code, if any
     phone: str | None = None  # personal data: only set when the platform gives it
+    geo: GeoAnswer | None = None  # the geocoder's answer, looked up before the transaction
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,7 @@ class Reply:
     location_label: str | None = None  # label of that button
     photo: MediaRef | None = None  # send this stored photo with `text` as caption
     remove_keyboard: bool = False
+    page: int = 0  # a later page of a long list of choices (adapters that page, e.g. WhatsApp)
 
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON for the outbox (hand-written: `dataclasses.asdict` is slow here)."""
@@ -73,6 +86,7 @@ class Reply:
             "location_label": self.location_label,
             "photo": asdict(self.photo) if self.photo is not None else None,
             "remove_keyboard": self.remove_keyboard,
+            "page": self.page,
         }
 
     @classmethod
@@ -95,6 +109,9 @@ class Outgoing:
     priority: int = 50  # lower is sooner: 10 warning, 50 reply/status, 90 announcement
     kind: str = "reply"
     meta: dict[str, Any] = field(default_factory=dict)
+    report_id: int | None = None  # the report it is about, if any
+    broadcast_id: int | None = None  # the broadcast it belongs to, if any
+    not_before: datetime | None = None  # not sent before this moment
 
 
 PRIORITY_WARNING = 10

@@ -11,9 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 from handlers import workflow as wf
-from handlers.citizen import category_label, local_time, main_menu, opd_label, status_label, submit
+from handlers.citizen.flow import submit
 from handlers.core import Ctx, Registry
 from handlers.events import Choice
+from handlers.labels import category_label, local_time, main_menu, opd_label, status_label
 from handlers.notify import Notifier
 from storage.models import STATUS_RESOLVED, Report
 from storage.work_models import FEEDBACK_YES

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from handlers.core import Gettext, Services
 from handlers.events import PRIORITY_REPLY, Outgoing, Reply
+from handlers.services import Services
+from handlers.text import Gettext
 from storage.models import ROLE_ADMIN, ROLE_HEAD, ROLE_OFFICER, Report
 from storage.repo import Repo
-from storage.work_repo import WorkRepo
 
 Build = Callable[[Gettext, str], Reply]
 
@@ -22,7 +22,7 @@ class Notifier:
 
     def __init__(self, repo: Repo, svc: Services, out: list[Outgoing] | None = None) -> None:
         self.repo = repo
-        self.work = WorkRepo(repo)
+        self.work = repo.work
         self.svc = svc
         self.out: list[Outgoing] = out if out is not None else []
 
@@ -56,7 +56,8 @@ class Notifier:
                     reply=reply,
                     priority=PRIORITY_REPLY,
                     kind=kind,
-                    meta=_meta(lang, report_id),
+                    meta={"lang": lang},
+                    report_id=report_id,
                 )
             )
             n += 1
@@ -91,7 +92,8 @@ class Notifier:
                 reply=build(self.gettext_for(lang), lang),
                 priority=PRIORITY_REPLY,
                 kind=kind,
-                meta=_meta(lang, report_id),
+                meta={"lang": lang},
+                report_id=report_id,
             )
         )
 
@@ -138,7 +140,3 @@ class Notifier:
             if pid != report.person_id:
                 n += self.to_person(pid, build, report_id=report.id)
         return n
-
-
-def _meta(lang: str, report_id: int | None) -> dict[str, object]:
-    return {"lang": lang, "report_id": report_id} if report_id else {"lang": lang}

@@ -25,14 +25,16 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.i18n import N_
 from handlers import cards
 from handlers import feedback as fb
 from handlers import workflow as wf
-from handlers.citizen import on_idle, opd_label, status_label
-from handlers.core import Ctx, Gettext, Registry, Services
+from handlers.citizen import on_idle
+from handlers.core import Ctx, Registry
 from handlers.events import Choice, Reply
+from handlers.labels import opd_label, status_label
 from handlers.notify import Notifier
+from handlers.services import Services
+from handlers.text import N_, Gettext
 from storage.models import ROLE_ADMIN, ROLE_HEAD, ROLE_OFFICER, Report, Staff
 from storage.repo import Repo
 from storage.work_repo import WorkRepo
@@ -588,24 +590,12 @@ def _staff_can_see(ctx: Ctx, report: Report) -> bool:
     return wf.can_act(wf.staff_of(ctx.repo, ctx.person), report)
 
 
-def install_services(
-    svc: Services, *, duplicate_radius_m: float | None = None, duplicate_days: int | None = None
-) -> None:
-    """Hooks and settings this module needs in `Services.extra` (called by the app root)."""
-    cfg = wf.config(svc)
-    if duplicate_radius_m is not None:
-        cfg.duplicate_radius_m = duplicate_radius_m
-    if duplicate_days is not None:
-        cfg.duplicate_days = duplicate_days
-    for key, fn in (
-        ("on_report_created", _created_hook),
-        ("can_see_report", fb.can_follower_see),
-        ("can_see_report", _staff_can_see),
-        ("before_submit", fb.check_duplicate),
-    ):
-        hooks = svc.extra.setdefault(key, [])
-        if fn not in hooks:
-            hooks.append(fn)
+def install(svc: Services) -> None:
+    """This module's part in the citizen's flow (called by the composition root)."""
+    hooks = svc.hooks
+    hooks.on_report_created.append(_created_hook)
+    hooks.can_see_report += [fb.can_follower_see, _staff_can_see]
+    hooks.before_submit.append(fb.check_duplicate)
 
 
 def register(reg: Registry) -> None:

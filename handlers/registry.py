@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from handlers import broadcast, citizen, feedback, officer, subscription
+from handlers import broadcast, citizen, feedback, officer, paging, subscription
 from handlers.core import Registry
 
-MODULES = [citizen, officer, feedback, subscription, broadcast]
+MODULES = [citizen, officer, feedback, subscription, broadcast, paging]
 
 
 def build_registry() -> Registry:

@@ -16,13 +16,14 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from functools import partial
 
-from bot.sla import reminder_at
 from handlers import workflow as wf
 from handlers.cards import overdue_stage
-from handlers.citizen import local_time, opd_label
-from handlers.core import Gettext, Services
 from handlers.events import Outgoing, Reply
+from handlers.labels import local_time, opd_label
 from handlers.notify import Notifier
+from handlers.services import Services
+from handlers.text import Gettext
+from handlers.workdays import reminder_at
 from storage.models import ROLE_HEAD, Report
 from storage.repo import Repo
 from storage.work_models import STAGE_RESOLUTION, STAGE_RESPONSE, ReportTrack

@@ -12,10 +12,9 @@ Buttons (`sub:…`) work at any step, so an old keyboard still does what it says
 
 from __future__ import annotations
 
-from typing import Any
-
-from handlers.core import Ctx, Gettext, Registry
+from handlers.core import Ctx, Registry
 from handlers.events import Choice
+from handlers.text import Gettext
 from storage.alert_repo import AlertRepo
 from storage.models import Report
 
@@ -23,7 +22,7 @@ STEP = "sub.pick"
 
 
 def _arepo(ctx: Ctx) -> AlertRepo:
-    return AlertRepo(ctx.repo.s)
+    return ctx.alerts_repo
 
 
 def _pid(ctx: Ctx) -> int:
@@ -231,8 +230,3 @@ def register(reg: Registry) -> None:
     reg.command_aliases.update({"subscribe": "langganan", "unsubscribe": "berhenti"})
     reg.steps["sub"] = step_subscription
     reg.choices["sub"] = on_choice
-
-
-def hooks() -> dict[str, Any]:
-    """What the composition root adds to `Services.extra`."""
-    return {"on_report_created": offer_after_report}

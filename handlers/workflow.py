@@ -16,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.sla import FEEDBACK_CLOSE_DAYS, WorkCalendar, deadlines
 from handlers.cards import CardInput, card_reply, photo_ref
-from handlers.citizen import opd_label
-from handlers.core import Gettext, Services
 from handlers.events import Choice, MediaRef, Reply
+from handlers.labels import opd_label
 from handlers.notify import Notifier
+from handlers.services import Services, WorkConfig
+from handlers.text import Gettext
+from handlers.workdays import deadlines
 from storage.models import (
     OPEN_STATUSES,
     ROLE_ADMIN,
@@ -37,30 +38,13 @@ from storage.models import (
     ReportEvent,
     Staff,
 )
-from storage.repo import PersonView, Repo
+from storage.repo import Repo
+from storage.views import PersonView
 from storage.work_models import FEEDBACK_NO, FEEDBACK_YES, ReportTrack
-from storage.work_repo import WorkRepo
-
-
-@dataclass
-class WorkConfig:
-    """Tunables of the officers' workflow (built by `config()` or the composition root)."""
-
-    calendar: WorkCalendar
-    duplicate_radius_m: float = 50.0
-    duplicate_days: int = 30
-    proof_minutes: int = 30  # a photo within this time after /selesai is the proof
-    feedback_close_days: int = FEEDBACK_CLOSE_DAYS
-    digest_hour: int = 7  # local hour of the daily summary to OPD heads
 
 
 def config(svc: Services) -> WorkConfig:
-    cfg = svc.extra.get("work")
-    if cfg is None:
-        cfg = WorkConfig(calendar=WorkCalendar(svc.city.city.timezone))
-        svc.extra["work"] = cfg
-    assert isinstance(cfg, WorkConfig)
-    return cfg
+    return svc.work
 
 
 # --- who may act ------------------------------------------------------------------------------
@@ -81,11 +65,10 @@ def can_act(staff: Staff | None, report: Report) -> bool:
 def ensure_track(repo: Repo, svc: Services, report: Report) -> ReportTrack:
     """The report's tracking row, created with its deadlines if missing."""
     assert report.id is not None
-    work = WorkRepo(repo)
-    track = work.track(report.id)
+    track = repo.work.track(report.id)
     if track is None:
         track = new_track(svc, report, report.created_at)
-        work.save(track)
+        repo.work.save(track)
     return track
 
 
@@ -153,7 +136,7 @@ def post_to_queue(
 def on_report_created(n: Notifier, report: Report) -> None:
     """A new report (it has no track yet): deadlines, then the card in the OPD's queue."""
     track = new_track(n.svc, report, report.created_at)
-    WorkRepo(n.repo).add_track(track)
+    n.repo.work.add_track(track)
     post_to_queue(
         n, report, lambda _: _("🆕 New report {code}").format(code=report.code), track=track
     )
@@ -193,7 +176,7 @@ def _event(
         report.status = status_to
     report.updated_at = now
     n.repo.add_event(ev)
-    n.repo.s.add(report)
+    n.repo.save_report(report)
     return ev
 
 

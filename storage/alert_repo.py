@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, exists, func, insert, or_, update
 from sqlalchemy import select as core_select
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from storage.alert_models import (
     BC_ACTIVE,
@@ -27,7 +26,7 @@ from storage.alert_models import (
     Subscriber,
     Subscription,
 )
-from storage.db import utcnow
+from storage.base import insert_ignore
 from storage.models import (
     ROLE_ADMIN,
     ChannelIdentity,
@@ -37,6 +36,7 @@ from storage.models import (
     ScheduledJob,
     Staff,
 )
+from storage.unit import UnitStore
 
 _REPORT = cast(Table, Report.__table__)  # type: ignore[attr-defined]
 _SUB = cast(Table, Subscription.__table__)  # type: ignore[attr-defined]
@@ -51,13 +51,11 @@ def _offer_once() -> Any:
     SQLAlchemy caches its compiled form (ON CONFLICT statements are compiled on every call)."""
     at = bindparam("b_now", type_=_SUBSCRIBER.c.offered_at.type)
     pid = bindparam("b_pid", type_=_SUBSCRIBER.c.person_id.type)
-    first_report = (
-        core_select(func.count())
-        .select_from(_REPORT)
-        .where(_REPORT.c.person_id == pid)
-        .scalar_subquery()
-        == 1
-    )
+    # b_stored: how many of the person's reports are written already if this is their first
+    # (the new one may still be held by the unit of work)
+    first_report = core_select(func.count()).select_from(_REPORT).where(
+        _REPORT.c.person_id == pid
+    ).scalar_subquery() == bindparam("b_stored")
     follows = exists().where(_SUB.c.person_id == pid, _SUB.c.kode_kel == bindparam("b_kel"))
     set_up = exists().where(_SUBSCRIBER.c.person_id == pid)
     candidate = core_select(pid, at, at).where(first_report, ~follows, ~set_up)
@@ -71,83 +69,72 @@ def _offer_once() -> Any:
 _OFFER_ONCE = _offer_once()
 
 
-class AlertRepo:
-    def __init__(self, session: Session) -> None:
-        self.s = session
-
+class AlertRepo(UnitStore):
     # --- subscriptions ----------------------------------------------------------------------
     def subscriptions_of(self, person_id: int) -> list[Subscription]:
         q = select(Subscription).where(Subscription.person_id == person_id)
-        return list(self.s.exec(q.order_by(col(Subscription.id))))
+        return list(self._s.exec(q.order_by(col(Subscription.id))))
 
     def subscriber(self, person_id: int) -> Subscriber | None:
-        return self.s.get(Subscriber, person_id)
+        return self._s.get(Subscriber, person_id)
 
     def _subscriber_row(self, person_id: int) -> Subscriber:
-        row = self.s.get(Subscriber, person_id)
+        row = self._s.get(Subscriber, person_id)
         if row is None:
-            row = Subscriber(person_id=person_id, updated_at=utcnow())
-            self.s.add(row)
+            row = Subscriber(person_id=person_id, updated_at=self.now())
+            self._s.add(row)
         return row
 
     def subscribe(self, person_id: int, kode_kel: str, source: str = "pick") -> bool:
         """Add a kelurahan; False if the person already had it."""
-        exists = self.s.exec(
-            select(Subscription.id).where(
-                Subscription.person_id == person_id, Subscription.kode_kel == kode_kel
-            )
-        ).first()
-        if exists is not None:
-            return False
-        try:
-            with self.s.begin_nested():
-                self.s.add(
-                    Subscription(
-                        person_id=person_id, kode_kel=kode_kel, source=source, created_at=utcnow()
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        self._s.flush()  # a pending removal of the same kelurahan goes first
+        row = {
+            "person_id": person_id,
+            "kode_kel": kode_kel,
+            "source": source,
+            "created_at": self.now(),
+        }
+        return insert_ignore(self._s, Subscription, row, ["person_id", "kode_kel"]) == 1
 
     def unsubscribe(self, person_id: int, kode_kel: str) -> bool:
-        row = self.s.exec(
+        row = self._s.exec(
             select(Subscription).where(
                 Subscription.person_id == person_id, Subscription.kode_kel == kode_kel
             )
         ).first()
         if row is None:
             return False
-        self.s.delete(row)
+        self._s.delete(row)
         return True
 
     def unsubscribe_all(self, person_id: int) -> int:
         """Forget every kelurahan and the home point; returns how many areas there were."""
         rows = self.subscriptions_of(person_id)
         for row in rows:
-            self.s.delete(row)
-        sub = self.s.get(Subscriber, person_id)
+            self._s.delete(row)
+        sub = self._s.get(Subscriber, person_id)
         had_home = sub is not None and sub.home_lat is not None
         if sub is not None:
             sub.home_lat = sub.home_lon = None
             sub.home_kel = None
-            sub.updated_at = utcnow()
-            self.s.add(sub)
+            sub.updated_at = self.now()
+            self._s.add(sub)
         return len(rows) + (1 if had_home else 0)
 
     def set_home(self, person_id: int, lat: float, lon: float, kode_kel: str | None) -> None:
         row = self._subscriber_row(person_id)
         row.home_lat, row.home_lon, row.home_kel = lat, lon, kode_kel
-        row.updated_at = utcnow()
-        self.s.add(row)
+        row.updated_at = self.now()
+        self._s.add(row)
 
     def offer_after_first_report(self, person_id: int, kode_kel: str) -> bool:
         """Record the one-time warnings offer when this was the person's first report and
         they have no warnings set up (no home point, not offered before, not following
         `kode_kel`); False if not."""
-        self.s.flush()  # a pending Subscriber or Subscription must be written first
-        params = {"b_pid": person_id, "b_kel": kode_kel, "b_now": utcnow()}
-        return self.s.connection().execute(_OFFER_ONCE, params).first() is not None
+        self._s.flush()  # a pending Subscriber or Subscription must be written first
+        held = sum(1 for r in self.uow.reports.values() if r.person_id == person_id)
+        params = {"b_pid": person_id, "b_kel": kode_kel, "b_now": self.now(), "b_stored": 1 - held}
+        return self._s.connection().execute(_OFFER_ONCE, params).first() is not None
 
     def subscriber_page(
         self, after_person_id: int, limit: int
@@ -162,18 +149,18 @@ class AlertRepo:
         )
         union = ids_sub.union(ids_home).subquery()
         pid = union.c[0]
-        ids = [int(r[0]) for r in self.s.execute(select(pid).order_by(pid).limit(limit))]
+        ids = [int(r[0]) for r in self._s.execute(select(pid).order_by(pid).limit(limit))]
         if not ids:
             return []
         codes: dict[int, list[str]] = {i: [] for i in ids}
-        for person_id, kel in self.s.execute(
+        for person_id, kel in self._s.execute(
             select(Subscription.person_id, Subscription.kode_kel).where(
                 col(Subscription.person_id).in_(ids)
             )
         ):
             codes[int(person_id)].append(str(kel))
         homes: dict[int, tuple[float, float]] = {}
-        for person_id, lat, lon in self.s.execute(
+        for person_id, lat, lon in self._s.execute(
             select(Subscriber.person_id, Subscriber.home_lat, Subscriber.home_lon).where(
                 col(Subscriber.person_id).in_(ids), col(Subscriber.home_lat).is_not(None)
             )
@@ -189,11 +176,11 @@ class AlertRepo:
         out: dict[int, tuple[str, list[Any]]] = {}
         langs: dict[int, str] = {
             int(pid): str(lang)
-            for pid, lang in self.s.execute(
+            for pid, lang in self._s.execute(
                 select(Person.id, Person.language).where(col(Person.id).in_(list(person_ids)))
             )
         }
-        rows = self.s.execute(
+        rows = self._s.execute(
             select(
                 ChannelIdentity.person_id,
                 ChannelIdentity.id,
@@ -214,16 +201,16 @@ class AlertRepo:
     def add_outbox_rows(self, rows: Sequence[dict[str, Any]]) -> None:
         """Bulk insert of outbox rows (fan-out); each dict has the OutboxItem columns."""
         if rows:
-            self.s.execute(insert(OutboxItem), list(rows))
+            self._s.execute(insert(OutboxItem), list(rows))
 
     # --- broadcasts -----------------------------------------------------------------------
     def add_broadcast(self, bc: Broadcast) -> Broadcast:
-        self.s.add(bc)
-        self.s.flush()
+        self._s.add(bc)
+        self._s.flush()
         return bc
 
     def broadcast(self, broadcast_id: int) -> Broadcast | None:
-        return self.s.get(Broadcast, broadcast_id)
+        return self._s.get(Broadcast, broadcast_id)
 
     def active_broadcasts(self) -> list[Broadcast]:
         """Broadcasts whose fan-out is due: warnings first, then oldest."""
@@ -232,15 +219,15 @@ class AlertRepo:
             .where(col(Broadcast.state).in_(BC_ACTIVE))
             .order_by(col(Broadcast.priority), col(Broadcast.id))
         )
-        return list(self.s.exec(q))
+        return list(self._s.exec(q))
 
     def broadcasts_in(self, states: Iterable[str]) -> list[Broadcast]:
         q = select(Broadcast).where(col(Broadcast.state).in_(list(states)))
-        return list(self.s.exec(q.order_by(col(Broadcast.id))))
+        return list(self._s.exec(q.order_by(col(Broadcast.id))))
 
     def recent_broadcasts(self, limit: int = 5) -> list[Broadcast]:
         q = select(Broadcast).order_by(col(Broadcast.id).desc()).limit(limit)
-        return list(self.s.exec(q))
+        return list(self._s.exec(q))
 
     def advance_cursor(
         self, broadcast_id: int, old_cursor: int, new_cursor: int, recipients: int, messages: int
@@ -250,8 +237,8 @@ class AlertRepo:
         The caller writes the batch's outbox rows in the same transaction and rolls back when
         this returns False, so a batch is written exactly once.
         """
-        now = utcnow()
-        res = self.s.execute(
+        now = self.now()
+        res = self._s.execute(
             update(Broadcast)
             .where(
                 col(Broadcast.id) == broadcast_id,
@@ -269,7 +256,7 @@ class AlertRepo:
         return bool(res.rowcount)  # type: ignore[attr-defined]
 
     def finish_fanout(self, broadcast_id: int, cursor: int) -> bool:
-        res = self.s.execute(
+        res = self._s.execute(
             update(Broadcast)
             .where(
                 col(Broadcast.id) == broadcast_id,
@@ -278,14 +265,14 @@ class AlertRepo:
             )
             .values(
                 state=BC_SENDING,
-                fanned_at=utcnow(),
-                started_at=func.coalesce(col(Broadcast.started_at), utcnow()),
+                fanned_at=self.now(),
+                started_at=func.coalesce(col(Broadcast.started_at), self.now()),
             )
         )
         return bool(res.rowcount)  # type: ignore[attr-defined]
 
     def start_scheduled(self, broadcast_id: int) -> bool:
-        res = self.s.execute(
+        res = self._s.execute(
             update(Broadcast)
             .where(col(Broadcast.id) == broadcast_id, col(Broadcast.state) == BC_SCHEDULED)
             .values(state=BC_QUEUED)
@@ -297,18 +284,18 @@ class AlertRepo:
 
         Returns how many queued messages were cancelled, or None if it had already ended.
         """
-        bc = self.s.get(Broadcast, broadcast_id)
+        bc = self._s.get(Broadcast, broadcast_id)
         if bc is None or bc.state in (BC_DONE, BC_CANCELLED):
             return None
         bc.state = BC_CANCELLED
-        bc.finished_at = utcnow()
-        self.s.add(bc)
+        bc.finished_at = self.now()
+        self._s.add(bc)
         if bc.job_id is not None:
-            job = self.s.get(ScheduledJob, bc.job_id)
+            job = self._s.get(ScheduledJob, bc.job_id)
             if job is not None and job.done_at is None:
                 job.cancelled = True
-                self.s.add(job)
-        res = self.s.execute(
+                self._s.add(job)
+        res = self._s.execute(
             update(OutboxItem)
             .where(col(OutboxItem.broadcast_id) == broadcast_id, col(OutboxItem.state) == "pending")
             .values(state="cancelled", error="broadcast cancelled")
@@ -320,7 +307,7 @@ class AlertRepo:
         done = []
         for bc in self.broadcasts_in([BC_SENDING]):
             assert bc.id is not None
-            left = self.s.exec(
+            left = self._s.exec(
                 select(func.count())
                 .select_from(OutboxItem)
                 .where(
@@ -330,13 +317,13 @@ class AlertRepo:
             ).one()
             if not left:
                 bc.state = BC_DONE
-                bc.finished_at = utcnow()
-                self.s.add(bc)
+                bc.finished_at = self.now()
+                self._s.add(bc)
                 done.append(bc.id)
         return done
 
     def broadcast_counts(self, broadcast_id: int) -> dict[str, int]:
-        rows = self.s.exec(
+        rows = self._s.exec(
             select(OutboxItem.state, func.count())
             .where(OutboxItem.broadcast_id == broadcast_id)
             .group_by(OutboxItem.state)
@@ -345,7 +332,7 @@ class AlertRepo:
 
     def broadcast_sent_since(self, broadcast_id: int, since: datetime) -> int:
         return int(
-            self.s.exec(
+            self._s.exec(
                 select(func.count())
                 .select_from(OutboxItem)
                 .where(
@@ -358,70 +345,55 @@ class AlertRepo:
 
     # --- sensors ------------------------------------------------------------------------------
     def sensor_state(self, sensor_id: str) -> SensorStateRow | None:
-        return self.s.get(SensorStateRow, sensor_id)
+        return self._s.get(SensorStateRow, sensor_id)
 
     def sensor_state_for_update(self, sensor_id: str, now: datetime) -> SensorStateRow:
         """The row, locked for this transaction on PostgreSQL (created on first use)."""
-        row = self.s.exec(
+        row = self._s.exec(
             select(SensorStateRow).where(SensorStateRow.sensor_id == sensor_id).with_for_update()
         ).first()
         if row is None:
-            try:
-                with self.s.begin_nested():
-                    row = SensorStateRow(
-                        sensor_id=sensor_id, state={}, monitoring_since=now, updated_at=now
-                    )
-                    self.s.add(row)
-            except IntegrityError:
-                return self.sensor_state_for_update(sensor_id, now)
+            new = {"sensor_id": sensor_id, "state": {}, "monitoring_since": now, "updated_at": now}
+            insert_ignore(self._s, SensorStateRow, new, ["sensor_id"])
+            return self.sensor_state_for_update(sensor_id, now)
         return row
 
     def save_sensor_state(self, row: SensorStateRow) -> None:
-        row.updated_at = utcnow()
-        self.s.add(row)
+        row.updated_at = self.now()
+        self._s.add(row)
 
     def add_level_change(self, change: SensorLevelChange) -> SensorLevelChange:
-        self.s.add(change)
-        self.s.flush()
+        self._s.add(change)
+        self._s.flush()
         return change
 
     def level_changes(self, sensor_id: str | None = None) -> list[SensorLevelChange]:
         q = select(SensorLevelChange)
         if sensor_id is not None:
             q = q.where(SensorLevelChange.sensor_id == sensor_id)
-        return list(self.s.exec(q.order_by(col(SensorLevelChange.id))))
+        return list(self._s.exec(q.order_by(col(SensorLevelChange.id))))
 
     # --- published warnings (CAP out) ------------------------------------------------------
     def add_published_warning(self, row: PublishedWarning) -> PublishedWarning:
-        self.s.add(row)
-        self.s.flush()
+        self._s.add(row)
+        self._s.flush()
         return row
 
     def published_warning(self, warning_id: int) -> PublishedWarning | None:
-        return self.s.get(PublishedWarning, warning_id)
+        return self._s.get(PublishedWarning, warning_id)
 
     def published_warnings(self, limit: int = 50) -> list[PublishedWarning]:
         q = select(PublishedWarning).order_by(col(PublishedWarning.id).desc()).limit(limit)
-        return list(self.s.exec(q))
+        return list(self._s.exec(q))
 
     # --- outside events handled once ---------------------------------------------------------
     def mark_processed(self, source: str, key: str, broadcast_id: int | None = None) -> bool:
         """True the first time (source, key) is seen."""
-        if self.s.get(ProcessedEvent, (source, key)) is not None:
-            return False
-        try:
-            with self.s.begin_nested():
-                self.s.add(
-                    ProcessedEvent(
-                        source=source, key=key, broadcast_id=broadcast_id, created_at=utcnow()
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        row = {"source": source, "key": key, "broadcast_id": broadcast_id, "created_at": self.now()}
+        return insert_ignore(self._s, ProcessedEvent, row, ["source", "key"]) == 1
 
     def is_processed(self, source: str, key: str) -> bool:
-        return self.s.get(ProcessedEvent, (source, key)) is not None
+        return self._s.get(ProcessedEvent, (source, key)) is not None
 
     def processed_keys(self, source: str, limit: int = 1000) -> list[str]:
         q = (
@@ -430,17 +402,13 @@ class AlertRepo:
             .order_by(col(ProcessedEvent.created_at).desc())
             .limit(limit)
         )
-        return list(reversed(list(self.s.exec(q))))
+        return list(reversed(list(self._s.exec(q))))
 
     # --- admins --------------------------------------------------------------------------------
     def is_admin(self, person_id: int) -> bool:
-        row = self.s.exec(select(Staff).where(Staff.person_id == person_id)).first()
+        row = self._s.exec(select(Staff).where(Staff.person_id == person_id)).first()
         return row is not None and row.role == ROLE_ADMIN
 
     def admin_person_ids(self) -> list[int]:
         q = select(Staff.person_id).where(Staff.role == ROLE_ADMIN)
-        return [int(p) for p in self.s.exec(q.order_by(col(Staff.person_id)))]
-
-
-def minutes_ago(minutes: float) -> datetime:
-    return utcnow() - timedelta(minutes=minutes)
+        return [int(p) for p in self._s.exec(q.order_by(col(Staff.person_id)))]

@@ -4,24 +4,44 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
+if TYPE_CHECKING:
+    from storage.unit import UnitOfWork
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+Clock = Callable[[], datetime]
+_CLOCK = "lapor.clock"  # key in Session.info
 
 
 def utcnow() -> datetime:
-    """Aware UTC: SQLModel's UTCDateTime stores aware datetimes and returns them in UTC."""
+    """The wall clock, aware UTC. Only the composition root (and tools without an app) pass
+    it to `Database`; everything in storage reads the clock of its session (`clock_of`)."""
     return datetime.now(UTC)
+
+
+def clock_of(session: Session) -> Clock:
+    """The clock of the `Database` that opened this session: one clock everywhere."""
+    clock: Clock = session.info[_CLOCK]
+    return clock
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database itself failed (gone, restarting, unreachable): no update's fault."""
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def normalize_url(url: str) -> str:
@@ -75,9 +95,10 @@ class Database:
     a time behind a lock (a hand-off in microseconds); PostgreSQL runs them in parallel.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, clock: Clock = utcnow) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
+        self.clock = clock
         self._serial = threading.RLock() if is_sqlite(self.engine) else None
 
     @contextmanager
@@ -85,12 +106,23 @@ class Database:
         """A transaction: committed on success, rolled back on any exception."""
         lock = self._serial or contextlib.nullcontext()
         with lock, Session(self.engine, expire_on_commit=False) as session:
+            session.info[_CLOCK] = self.clock
             try:
                 yield session
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def unit(self) -> Iterator[UnitOfWork]:
+        """A transaction with a unit of work: what it holds is flushed, then committed."""
+        from storage.unit import UnitOfWork
+
+        with self.session() as session:
+            uow = UnitOfWork(session)
+            yield uow
+            uow.flush()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, func, update
+from sqlalchemy import Table, bindparam, func
 from sqlalchemy import select as core_select
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
+from storage.base import insert_ignore
 from storage.models import (
     OPEN_STATUSES,
     STATUS_RESOLVED,
@@ -20,7 +20,7 @@ from storage.models import (
     Report,
     Staff,
 )
-from storage.repo import PersonView, Repo
+from storage.unit import UnitStore
 from storage.work_models import (
     Invite,
     NoticeLog,
@@ -50,124 +50,110 @@ _NEARBY = core_select(_REPORT.c.id, _REPORT.c.lat, _REPORT.c.lon).where(
 )
 
 
-class WorkRepo:
+class WorkRepo(UnitStore):
     """Queries for invites, queue groups, followers, tracking and one-time notices."""
-
-    def __init__(self, repo_or_session: Repo | Session) -> None:
-        self.repo = repo_or_session if isinstance(repo_or_session, Repo) else Repo(repo_or_session)
-        self.s: Session = self.repo.s
 
     # --- invites ------------------------------------------------------------------------------
     def add_invite(
         self, code_hash: str, opd: str, role: str, now: datetime, expires: datetime
     ) -> Invite:
         inv = Invite(code_hash=code_hash, opd=opd, role=role, created_at=now, expires_at=expires)
-        self.s.add(inv)
-        self.s.flush()
+        self._s.add(inv)
+        self._s.flush()
         return inv
 
     def invite_by_hash(self, code_hash: str) -> Invite | None:
-        return self.s.exec(select(Invite).where(Invite.code_hash == code_hash)).first()
+        return self._s.exec(select(Invite).where(Invite.code_hash == code_hash)).first()
 
     def use_invite(self, invite: Invite, person_id: int, now: datetime) -> None:
         invite.used_at = now
         invite.used_by_person_id = person_id
-        self.s.add(invite)
-
-    def set_share_contact(self, person: PersonView, value: bool) -> None:
-        """The citizen's consent to show their name and contact to officers."""
-        person.share_contact = value
-        self.s.execute(
-            update(Person).where(col(Person.id) == person.id).values(share_contact=value)
-        )
+        self._s.add(invite)
 
     # --- staff --------------------------------------------------------------------------------
     def staff_people(
         self, opd: str | None = None, roles: Sequence[str] | None = None
     ) -> list[tuple[Staff, Person]]:
-        memo = self.repo.memo()
+        memo = self.uow.memo
         key = ("staff_people", opd, tuple(roles or ()))
-        if memo is not None and key in memo:
+        if key in memo:
             return list(memo[key])
         q = select(Staff, Person).where(Staff.person_id == Person.id)
         if opd is not None:
             q = q.where(Staff.opd == opd)
         if roles:
             q = q.where(col(Staff.role).in_(list(roles)))
-        found = [(st, p) for st, p in self.s.exec(q.order_by(col(Staff.opd), col(Staff.id)))]
-        if memo is not None:
-            memo[key] = found
+        found = [(st, p) for st, p in self._s.exec(q.order_by(col(Staff.opd), col(Staff.id)))]
+        memo[key] = found
         return list(found)
 
     def identities(self, person_id: int) -> list[ChannelIdentity]:
         q = select(ChannelIdentity).where(ChannelIdentity.person_id == person_id)
-        return list(self.s.exec(q.order_by(col(ChannelIdentity.id))))
+        return list(self._s.exec(q.order_by(col(ChannelIdentity.id))))
 
     # --- queue groups ------------------------------------------------------------------------
     def queue_group(self, opd: str) -> QueueGroup | None:
-        memo = self.repo.memo()
+        memo = self.uow.memo
         key = ("queue_group", opd)
-        if memo is not None and key in memo:
+        if key in memo:
             return cast(QueueGroup | None, memo[key])
-        found = self.s.get(QueueGroup, opd)
-        if memo is not None:
-            memo[key] = found
+        found = self._s.get(QueueGroup, opd)
+        memo[key] = found
         return found
 
     def groups_of_chat(self, channel: str, chat_id: str) -> list[QueueGroup]:
         q = select(QueueGroup).where(QueueGroup.channel == channel, QueueGroup.chat_id == chat_id)
-        return list(self.s.exec(q.order_by(col(QueueGroup.opd))))
+        return list(self._s.exec(q.order_by(col(QueueGroup.opd))))
 
     def link_group(
         self, opd: str, channel: str, chat_id: str, person_id: int | None, now: datetime
     ) -> QueueGroup:
-        row = self.s.get(QueueGroup, opd)
+        row = self._s.get(QueueGroup, opd)
         if row is None:
             row = QueueGroup(opd=opd, channel=channel, chat_id=chat_id, linked_at=now)
         row.channel, row.chat_id, row.linked_at = channel, chat_id, now
         row.linked_by_person_id = person_id
-        self.s.add(row)
-        self.s.flush()
-        self.repo.forget()
+        self._s.add(row)
+        self._s.flush()
+        self.uow.memo.clear()  # what the batch remembered of queue groups is stale
         return row
 
     # --- followers ---------------------------------------------------------------------------
     def follow(self, report: Report, person_id: int, now: datetime) -> bool:
         """Add a follower; the report's supporter count rises. False if already following."""
         assert report.id is not None
-        if self.is_follower(report.id, person_id):
-            return False
-        try:
-            with self.s.begin_nested():
-                self.s.add(ReportFollower(report_id=report.id, person_id=person_id, created_at=now))
-        except IntegrityError:
+        row = {"report_id": report.id, "person_id": person_id, "created_at": now}
+        if not insert_ignore(self._s, ReportFollower, row, ["report_id", "person_id"]):
             return False
         report.supporters += 1
-        self.s.add(report)
+        self._s.add(report)
         return True
 
     def is_follower(self, report_id: int, person_id: int) -> bool:
         q = select(ReportFollower.id).where(
             ReportFollower.report_id == report_id, ReportFollower.person_id == person_id
         )
-        return self.s.exec(q).first() is not None
+        return self._s.exec(q).first() is not None
 
     def followers(self, report_id: int) -> list[int]:
         q = select(ReportFollower.person_id).where(ReportFollower.report_id == report_id)
-        return list(self.s.exec(q.order_by(col(ReportFollower.id))))
+        return list(self._s.exec(q.order_by(col(ReportFollower.id))))
 
     # --- tracking -----------------------------------------------------------------------------
     def track(self, report_id: int) -> ReportTrack | None:
-        return self.s.get(ReportTrack, report_id)
+        held = self.uow.tracks.get(report_id)
+        return held if held is not None else self._s.get(ReportTrack, report_id)
 
     def add_track(self, track: ReportTrack) -> None:
-        """The track of a report created in this transaction."""
-        self.repo.insert_attached(track)
+        """The track of a report created in this transaction (written at the flush)."""
+        self.uow.add_track(track)
 
     def save(self, *rows: object) -> None:
+        """Changes to loaded rows; rows the unit of work holds are written as they are."""
+        held = [*self.uow.tracks.values(), *self.uow.reports.values()]
         for row in rows:
-            self.s.add(row)
-        self.s.flush()
+            if not any(row is h for h in held):
+                self._s.add(row)
 
     def open_reports(
         self, opd: str | None, *, limit: int = 10, offset: int = 0
@@ -181,7 +167,7 @@ class WorkRepo:
         if opd is not None:
             q = q.where(Report.opd == opd)
         q = q.order_by(col(Report.created_at), col(Report.id)).offset(offset).limit(limit)
-        return [(r, t) for r, t in self.s.exec(q)]
+        return [(r, t) for r, t in self._s.exec(q)]
 
     def count_open(self, opd: str | None) -> int:
         q = (
@@ -191,7 +177,7 @@ class WorkRepo:
         )
         if opd is not None:
             q = q.where(Report.opd == opd)
-        return int(self.s.exec(q).one())
+        return int(self._s.exec(q).one())
 
     def open_tracked(self) -> list[tuple[Report, ReportTrack]]:
         """Every open report with its tracking row (for the SLA sweep)."""
@@ -201,7 +187,7 @@ class WorkRepo:
             .where(col(Report.status).in_(list(OPEN_STATUSES)))
             .order_by(col(Report.id))
         )
-        return [(r, t) for r, t in self.s.exec(q)]
+        return [(r, t) for r, t in self._s.exec(q)]
 
     def awaiting_feedback(self) -> list[tuple[Report, ReportTrack]]:
         """Resolved reports whose citizen has not answered "is it solved?" and not closed."""
@@ -214,7 +200,7 @@ class WorkRepo:
             .where(col(ReportTrack.feedback).is_(None))
             .order_by(col(Report.id))
         )
-        return [(r, t) for r, t in self.s.exec(q)]
+        return [(r, t) for r, t in self._s.exec(q)]
 
     def reports_with_track(self, opd: str | None) -> list[tuple[Report, ReportTrack | None]]:
         q = select(Report, ReportTrack).join(
@@ -222,7 +208,7 @@ class WorkRepo:
         )
         if opd is not None:
             q = q.where(Report.opd == opd)
-        return [(r, t) for r, t in self.s.exec(q.order_by(col(Report.id)))]
+        return [(r, t) for r, t in self._s.exec(q.order_by(col(Report.id)))]
 
     def created_between(self, opd: str, start: datetime, end: datetime) -> int:
         q = (
@@ -230,7 +216,7 @@ class WorkRepo:
             .select_from(Report)
             .where(Report.opd == opd, col(Report.created_at) >= start, col(Report.created_at) < end)
         )
-        return int(self.s.exec(q).one())
+        return int(self._s.exec(q).one())
 
     def resolved_between(self, opd: str, start: datetime, end: datetime) -> int:
         q = (
@@ -243,7 +229,7 @@ class WorkRepo:
                 col(Report.resolved_at) < end,
             )
         )
-        return int(self.s.exec(q).one())
+        return int(self._s.exec(q).one())
 
     # --- duplicates ---------------------------------------------------------------------------
     def nearby_open(
@@ -258,8 +244,8 @@ class WorkRepo:
         """Open reports of a category within `radius_m` created since `since`, nearest first."""
         dlat = radius_m / 111_320.0
         dlon = radius_m / (111_320.0 * max(0.01, math.cos(math.radians(lat))))
-        self.s.flush()
-        rows = self.s.connection().execute(
+        self._s.flush()
+        rows = self._s.connection().execute(
             _NEARBY,
             {
                 "b_cat": category,
@@ -279,7 +265,7 @@ class WorkRepo:
                 hits.append((rid, d))
         found = []
         for rid, d in sorted(hits, key=lambda x: x[1]):
-            r = self.s.get(Report, rid)
+            r = self._s.get(Report, rid)
             if r is not None:
                 found.append((r, d))
         return found
@@ -287,11 +273,5 @@ class WorkRepo:
     # --- one-time notices ---------------------------------------------------------------------
     def claim_notice(self, key: str, now: datetime) -> bool:
         """True the first time a key is claimed (then the notice is sent in this transaction)."""
-        if self.s.get(NoticeLog, key) is not None:
-            return False
-        try:
-            with self.s.begin_nested():
-                self.s.add(NoticeLog(key=key[:120], created_at=now))
-        except IntegrityError:
-            return False
-        return True
+        row = {"key": key[:120], "created_at": now}
+        return insert_ignore(self._s, NoticeLog, row, ["key"]) == 1

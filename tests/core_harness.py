@@ -8,11 +8,14 @@ from typing import Any
 
 from bot.city import load_city
 from bot.geo import AreaIndex
+from bot.geocode import Geocoder, GeoLookup
 from bot.i18n import I18n
-from bot.inbox import write_outgoing
-from handlers.core import Services, handle
+from handlers import officer
+from handlers.core import Core
 from handlers.events import Inbound, MediaRef, Outgoing
 from handlers.registry import build_registry
+from handlers.services import Services, WorkConfig
+from handlers.workdays import WorkCalendar
 from storage.db import Database
 from storage.repo import Repo
 
@@ -26,27 +29,50 @@ class Clock:
 
 
 class CoreHarness:
+    """The core as the inbox worker runs it: each event is a batch of one, decided into a
+    unit of work that is flushed and committed (`Core.run_batch`), on one fixed clock."""
+
     def __init__(
-        self, url: str, city: str = "palu", polygons: dict[str, str] | None = None, **services: Any
+        self,
+        url: str,
+        city: str = "palu",
+        polygons: dict[str, str] | None = None,
+        *,
+        officers: bool = False,
+        **services: Any,
     ) -> None:
-        self.db = Database(url)
-        self.city = load_city(city)
         self.clock = Clock()
+        self.db = Database(url, clock=self.clock)
+        self.city = load_city(city)
         self.svc = Services(
             city=self.city,
             areas=AreaIndex(self.city, polygons),
             i18n=I18n("id"),
             clock=self.clock,
+            work=WorkConfig(calendar=WorkCalendar(self.city.city.timezone)),
             **services,
         )
+        if officers:
+            officer.install(self.svc)
         self.registry = build_registry()
+        self.core: Core[int] = Core(self.svc, self.registry)
+        self.lookup: GeoLookup | None = None
+
+    def use_geocoder(self, geocoder: Geocoder) -> None:
+        """Ask `geocoder` before each transaction, as `lapor run` does."""
+        self.lookup = GeoLookup(geocoder, self.svc, self.db)
 
     def send(self, ev: Inbound) -> list[Outgoing]:
-        with self.db.session() as s:
-            repo = Repo(s)
-            outs = handle(repo, self.svc, self.registry, ev)
-            write_outgoing(repo, outs)
-        return outs
+        return self.send_batch([ev])
+
+    def send_batch(self, events: list[Inbound]) -> list[Outgoing]:
+        """Several senders' events in one batch (one transaction), as the worker does."""
+        if self.lookup is not None:
+            events = [self.lookup.answer(ev) for ev in events]
+        with self.db.unit() as uow:
+            self.core.run_batch(uow, [(i, [ev]) for i, ev in enumerate(events)])
+            outs = list(uow.outgoing)  # what the flush is about to write
+        return outs  # type: ignore[return-value]
 
     # shorthands ---------------------------------------------------------------------------
     def text(self, user: str, text: str) -> list[Outgoing]:

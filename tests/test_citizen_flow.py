@@ -37,7 +37,7 @@ def file_report(core: CoreHarness, user: str = "100") -> list:
 def reports(core: CoreHarness) -> list[Report]:
     from sqlmodel import select
 
-    return core.repo_call(lambda r: list(r.s.exec(select(Report))))
+    return core.repo_call(lambda r: list(r._s.exec(select(Report))))
 
 
 def test_full_report_with_gps_and_photo(db_url: str) -> None:

@@ -6,6 +6,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -215,9 +216,11 @@ async def _post_raw(url: str, body: bytes, secret: str) -> int:
 
 
 def test_a_slow_geocoder_holds_only_the_citizen_who_typed_a_place(tmp_path: Path) -> None:
-    """Nominatim answers after 2 s. While one citizen's typed address is being looked up (before
-    the transaction, by the inbox worker), another citizen is answered at once; then the first
-    gets the place to confirm, from the geocoder's cache inside the transaction."""
+    """Nominatim keeps the request waiting. While one citizen's typed address is being looked
+    up (before the transaction, by the inbox worker), another citizen is answered; only then
+    does the geocoder answer, and the first citizen gets the place to confirm."""
+    import threading
+
     from tests.fakes.nominatim import FakeNominatim, place
 
     towua = place(-0.9150, 119.8800, "Jalan Towua, Tatura, Palu")
@@ -227,17 +230,104 @@ def test_a_slow_geocoder_holds_only_the_citizen_who_typed_a_place(tmp_path: Path
             bot.say(UID, "/lapor")
             bot.press(UID, "cat:jalan_rusak")
             bot.say(UID, "Jalan berlubang besar, bahaya untuk motor")
-            nominatim.delay = 2.0
+            nominatim.gate = threading.Event()
             other = UID + 1
             bot.api.push_update(bot.api.text_update(UID, "Jalan Towua nomor 12"))
-            time.sleep(0.3)  # the lookup is under way when the other citizen writes
-            started = time.monotonic()
-            out = bot.say(other, "/start")
-            other_waited = time.monotonic() - started
+            wait_until(lambda: nominatim.count("/search") == 1, what="the lookup under way")
+            out = bot.say(other, "/start")  # answered while the lookup is still held
             assert "Selamat datang" in text_of(out)
+            assert len(bot.api.sent_to(UID)) == 3  # the first citizen is still waiting
+            nominatim.gate.set()
             bot.api.wait_for_sync(lambda: len(bot.api.sent_to(UID)) >= 4, 15)
             place_reply = bot.api.sent_to(UID)[-1]
             assert "Jalan Towua" in (place_reply.get("text") or "")
             assert "loc:yes" in buttons(place_reply)
-            assert other_waited < 1.2, other_waited  # the lookup still has 1.7 s to go
             assert nominatim.count("/search") == 1  # asked once, before the transaction
+
+
+def _open_transaction_probe(db_url: str, hold: float) -> Any:
+    """What the fake geocoder runs while it keeps a request waiting for `hold` seconds:
+    fail if the bot holds a database transaction open across the whole call (on SQLite: its
+    write lock, seen from outside; on PostgreSQL: a transaction that began before the call
+    and is still open after it)."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    if db_url.startswith("sqlite"):
+        path = db_url.split("///", 1)[1]
+
+        def sqlite_probe() -> None:
+            deadline = time.monotonic() + hold
+            while time.monotonic() < deadline:
+                conn = sqlite3.connect(path, timeout=0)
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.rollback()
+                    return  # the write lock is free during the call
+                except sqlite3.OperationalError:
+                    time.sleep(0.05)
+                finally:
+                    conn.close()
+            raise AssertionError("the database was locked for the whole geocoder call")
+
+        return sqlite_probe
+
+    dsn = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def pg_probe() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            started = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+            time.sleep(hold)
+            open_since = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND xact_start < %s",
+                (started,),
+            ).fetchone()[0]  # type: ignore[index]
+        if open_since:
+            raise AssertionError("a transaction stayed open across the geocoder call")
+
+    return pg_probe
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_geocoder_is_never_called_inside_a_transaction(tmp_path: Path, kind: str) -> None:
+    """A geocoder that keeps every request waiting, at every step that takes a place: a
+    shared point with no report yet, a typed address, a new address typed at the
+    confirmation and a point shared there. Each call is made before the update's
+    transaction (checked from outside, on the database itself), and its answer is used."""
+    from tests.fakes.nominatim import FakeNominatim, place
+
+    towua = place(-0.9150, 119.8800, "Jalan Towua, Tatura, Palu")
+    lolu = place(-0.8990, 119.8700, "Jalan Lolu, Palu")
+    with (
+        FakeNominatim(
+            places={"jalan towua nomor 12, kota palu": towua, "jalan lolu 3, kota palu": lolu},
+            addresses={
+                (-0.889, 119.866): "Jalan Sam Ratulangi, Besusu Barat, Palu",
+                (-0.885, 119.862): "Jalan Raja Moili, Besusu Barat, Palu",
+            },
+        ) as nominatim,
+        database_url(kind, tmp_path) as url,
+        running_bot(url, tmp_path, GEOCODER_URL=nominatim.url) as bot,
+    ):
+        nominatim.probe = _open_transaction_probe(url, hold=0.6)
+        out = bot.share_location(UID, *BESUSU_BARAT, replies=2)  # no conversation: reverse
+        assert "Besusu Barat" in text_of(out)
+        bot.say(UID, "/batal")
+        bot.say(UID, "/lapor")
+        bot.press(UID, "cat:jalan_rusak")
+        bot.say(UID, "Jalan berlubang besar, bahaya untuk motor")
+        out = bot.say(UID, "Jalan Towua nomor 12")  # report.location: forward
+        assert "Jalan Towua" in text_of(out) and "loc:yes" in buttons(out[-1])
+        out = bot.say(UID, "Jalan Lolu 3")  # typed again at report.place_confirm
+        assert "Jalan Lolu" in text_of(out) and "loc:yes" in buttons(out[-1])
+        out = bot.share_location(UID, -0.8852, 119.8621)  # a point at report.place_confirm
+        assert "ph:done" in buttons(out[-1])
+        bot.press(UID, "ph:done")
+        bot.press(UID, "rv:send", replies=2)
+        [rep] = reports(bot)
+        assert rep.place_text == "Jalan Raja Moili, Besusu Barat, Palu"  # the reverse answer
+        assert nominatim.count("/search") == 2 and nominatim.count("/reverse") == 2
+        assert nominatim.probe_errors == []

@@ -6,10 +6,12 @@ import asyncio
 import time
 from typing import Any
 
-from bot.inbox import Inbox, InboxWorker
+from bot.inbox import Batch, Inbox, InboxWorker
+from handlers.core import ItemFailed
 from handlers.events import Inbound, Outgoing, Reply
 from storage.db import Database, utcnow
 from storage.repo import Repo
+from storage.unit import UnitOfWork
 
 
 class EchoChannel:
@@ -34,17 +36,21 @@ def make_worker(
 ) -> InboxWorker:
     fail_on = fail_on or set()
 
-    def process(repo: Repo, ev: Inbound) -> list[Outgoing]:
-        n = int(ev.text or 0)
-        if n in fail_on:
-            raise RuntimeError("handler bug")
-        seen.append((ev.external_id, n))
-        return [Outgoing(channel="telegram", address=ev.external_id, reply=Reply(text=f"ok {n}"))]
+    def decide(uow: UnitOfWork, batch: Batch) -> None:
+        for item_id, events in batch:
+            for ev in events:
+                n = int(ev.text or 0)
+                if n in fail_on:
+                    raise ItemFailed(item_id, RuntimeError("handler bug"))
+                seen.append((ev.external_id, n))
+                reply = Reply(text=f"ok {n}")
+                uow.send([Outgoing(channel="telegram", address=ev.external_id, reply=reply)])
 
-    def apology(repo: Repo, ev: Inbound) -> list[Outgoing]:
-        return [Outgoing(channel="telegram", address=ev.external_id, reply=Reply(text="sorry"))]
+    def apologise(uow: UnitOfWork, ev: Inbound) -> None:
+        reply = Reply(text="sorry")
+        uow.send([Outgoing(channel="telegram", address=ev.external_id, reply=reply)])
 
-    return InboxWorker(db, inbox, {"telegram": EchoChannel()}, process, apology, lambda: None)
+    return InboxWorker(db, inbox, {"telegram": EchoChannel()}, decide, apologise, lambda: None)
 
 
 async def drain(worker: InboxWorker, db: Database) -> None:
@@ -120,8 +126,8 @@ async def test_an_item_is_handled_once_even_if_offered_twice(db_url: str) -> Non
 
     first, second = await group(9, 10), await group(9, 11)
     await asyncio.gather(
-        asyncio.to_thread(worker._commit_group, first),
-        asyncio.to_thread(worker._commit_group, second),
+        asyncio.to_thread(worker._commit, first),
+        asyncio.to_thread(worker._commit, second),
     )
     assert 1 <= seen.count(("u9", 9)) <= 2  # both may run the handler, but only one commits
     with db.session() as s:
@@ -129,9 +135,9 @@ async def test_an_item_is_handled_once_even_if_offered_twice(db_url: str) -> Non
     assert pending_texts(db) == ["ok 10", "ok 11", "ok 9"]
 
 
-async def test_one_failing_update_in_a_group_rolls_back_alone(db_url: str) -> None:
-    """A group commit that hits a failing update is redone with a savepoint per update:
-    the others are committed exactly once, the failing one is retried and then apologised for."""
+async def test_one_failing_update_in_a_batch_is_left_out_alone(db_url: str) -> None:
+    """A batch that hits a failing update runs again without it in a new transaction: the
+    others are committed exactly once, the failing one is retried and then apologised for."""
     db = Database(db_url)
     inbox = Inbox(db)
     items = [(str(n), {"user": user, "n": n}, user) for n, user in enumerate("abcdef")]
@@ -176,22 +182,24 @@ async def test_a_slow_read_holds_only_its_own_sender(sqlite_url: str) -> None:
     handled_at: dict[int, float] = {}
     prepared: list[str] = []
 
-    async def prepare(events: list[Inbound]) -> None:
+    async def prepare(events: list[Inbound]) -> list[Inbound]:
         prepared.append(events[0].external_id)
         if events[0].external_id == "slow":
             await asyncio.sleep(1.0)
+        return events
 
     seen: list[tuple[str, int]] = []
     worker = make_worker(db, inbox, seen)
     worker.prepare = prepare
-    inner = worker.process
+    inner = worker.decide
     loop_start = time.monotonic()
 
-    def timed(repo: Repo, ev: Inbound) -> list[Outgoing]:
-        handled_at[int(ev.text or 0)] = time.monotonic() - loop_start  # (a worker thread)
-        return inner(repo, ev)
+    def timed(uow: UnitOfWork, batch: Batch) -> None:
+        for _item, events in batch:  # (a worker thread)
+            handled_at.update({int(ev.text or 0): time.monotonic() - loop_start for ev in events})
+        inner(uow, batch)
 
-    worker.process = timed
+    worker.decide = timed
     await drain(worker, db)
     assert sorted(handled_at) == [0, 1, 2, 3, 4]
     assert max(handled_at[n] for n in (1, 2, 3, 4)) < 0.5  # did not wait for "slow"

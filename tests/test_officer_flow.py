@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from handlers.events import Inbound, Outgoing
-from handlers.officer import create_invite, install_services
+from handlers.officer import create_invite, install
 from storage.models import ReportEvent, Staff
 from storage.work_models import Invite
 from storage.work_repo import WorkRepo
@@ -22,7 +22,7 @@ GROUP = "-1001"
 
 def officer_core(url: str) -> CoreHarness:
     core = CoreHarness(url)
-    install_services(core.svc)
+    install(core.svc)
     return core
 
 
@@ -130,12 +130,12 @@ def test_invite_code_is_one_time_hashed_and_expires(db_url: str) -> None:
     core = officer_core(db_url)
     now = core.clock.now
     code = core.repo_call(lambda r: create_invite(r, "DLH", "officer", now, days=7))
-    stored = core.repo_call(lambda r: list(r.s.exec(select(Invite))))
+    stored = core.repo_call(lambda r: list(r._s.exec(select(Invite))))
     assert len(stored) == 1 and code not in stored[0].code_hash  # only the hash is stored
     assert "tidak berlaku" in texts(core.text("700", "/daftar WRONG-CODE-0000"))
     out = core.text("700", f"/daftar {code.lower()}")  # case and dashes do not matter
     assert "DLH" in texts(out)
-    staff = core.repo_call(lambda r: list(r.s.exec(select(Staff))))
+    staff = core.repo_call(lambda r: list(r._s.exec(select(Staff))))
     assert [(s.role, s.opd) for s in staff] == [("officer", "DLH")]
     assert "tidak berlaku" in texts(core.text("701", f"/daftar {code}"))  # used
     late = core.repo_call(lambda r: create_invite(r, "PUPR", "head", now, days=7))
@@ -357,7 +357,7 @@ def test_anonymous_and_contact_consent_on_the_officer_card(core: CoreHarness) ->
     assert "Budi Santoso, +6281234567" in texts(to(out, OFFICER))
     # withdrawn consent: hidden again
     core.repo_call(
-        lambda r: WorkRepo(r).set_share_contact(r.person(report(core, code2).person_id), False)
+        lambda r: r.set_share_contact(r.person_view(report(core, code2).person_id), False)
     )
     card = texts(core.text(OFFICER, f"/lihat {code2}"))
     assert "Budi" not in card and "kontak tidak dibagikan" in card
@@ -377,7 +377,7 @@ def test_duplicate_nearby_offers_support_and_follower_hears_updates(db_url: str)
     rid = report(core, code).id
     out = core.choose(FAN, f"dup:follow:{rid}")
     assert report(core, code).supporters == 1
-    assert core.repo_call(lambda r: len(r.s.exec(select(ReportEvent)).all())) == 1
+    assert core.repo_call(lambda r: len(r._s.exec(select(ReportEvent)).all())) == 1
     out = core.text(OFFICER, f"/proses {code} segera diangkut")
     assert to(out, FAN) and to(out, CITIZEN)
     assert "segera diangkut" in texts(to(out, FAN))

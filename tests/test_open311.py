@@ -332,7 +332,7 @@ async def test_one_request_has_public_notes_sla_and_no_personal_data(
     assert r["lat"] == round(in_progress.lat, 3) and r["long"] == round(in_progress.lon, 3)
     assert r["lat"] != in_progress.lat
     # SLA deadline: response + resolution working days after creation
-    from bot.sla import WorkCalendar, deadlines
+    from handlers.workdays import WorkCalendar, deadlines
 
     resp_days, res_days = harness.city.sla_for(in_progress.category)
     due = deadlines(

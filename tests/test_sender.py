@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from bot.channels.base import OutboundMessage, RateLimits, SendResult
 from bot.sender import Pacer, Sender
-from handlers.events import PRIORITY_ANNOUNCEMENT, PRIORITY_WARNING, Reply
+from handlers.events import PRIORITY_ANNOUNCEMENT, PRIORITY_WARNING, Outgoing, Reply
 from storage.db import Database
 from storage.models import OutboxItem
 from storage.repo import Repo
@@ -40,16 +40,20 @@ class FakeTransport:
 def enqueue(
     db: Database, address: str, text: str, priority: int = 50, identity_id: int | None = None
 ) -> int:
+    """One message through the outbox writer (a unit of work); its row id."""
+    out = Outgoing(
+        channel="telegram",
+        address=address,
+        reply=Reply(text=text),
+        priority=priority,
+        identity_id=identity_id,
+    )
+    with db.unit() as uow:
+        uow.send([out])
     with db.session() as s:
-        row = Repo(s).enqueue(
-            channel="telegram",
-            address=address,
-            payload=Reply(text=text).to_payload(),
-            priority=priority,
-            identity_id=identity_id,
-        )
-        assert row.id is not None
-        return row.id
+        newest = s.exec(select(OutboxItem).order_by(OutboxItem.id.desc())).first()  # type: ignore[union-attr]
+        assert newest is not None and newest.id is not None
+        return newest.id
 
 
 async def run_until(sender: Sender, cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -176,14 +180,7 @@ async def test_server_errors_back_off_and_permanent_errors_fail(sqlite_url: str)
     await run_until(sender, lambda: len(t.sent) == 1 and states(db).get("failed") == 1)
     assert t.sent[0][2] == "flaky"
     with db.session() as s:
-        rows = {
-            r.address: r
-            for r in Repo(s).s.exec(
-                __import__("sqlmodel").select(
-                    __import__("storage.models", fromlist=["OutboxItem"]).OutboxItem
-                )
-            )
-        }
+        rows = {r.address: r for r in s.exec(select(OutboxItem))}
     assert rows["a"].attempts == 2 and rows["a"].state == "sent"
     assert rows["b"].state == "failed" and "400" in (rows["b"].error or "")
 

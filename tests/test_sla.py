@@ -7,9 +7,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import inspect
 
-from bot.inbox import write_outgoing
-from bot.sla import WorkCalendar, deadlines, reminder_at
 from handlers import sla_jobs
+from handlers.workdays import WorkCalendar, deadlines, reminder_at
 from storage.db import Database, downgrade, upgrade
 from storage.repo import Repo
 from tests.core_harness import CoreHarness, texts
@@ -79,10 +78,9 @@ def test_deadlines_reminders_and_working_time() -> None:
 
 
 def sweep(core: CoreHarness) -> list:
-    with core.db.session() as s:
-        repo = Repo(s)
-        outs = sla_jobs.sweep(repo, core.svc)
-        write_outgoing(repo, outs)
+    with core.db.unit() as uow:
+        outs = sla_jobs.sweep(Repo(uow), core.svc)
+        uow.send(outs)
     return outs
 
 

@@ -15,17 +15,17 @@ SAMARINDA_KEC = "64.72.05"  # Samarinda Utara
 
 def harness(url: str, city: str = "samarinda") -> CoreHarness:
     core = CoreHarness(url, city=city)
-    core.svc.extra["alerts"] = AlertService(
-        core.db, core.city, core.svc.i18n, kel_map=kelurahan_map(core.city, None)
+    core.svc.alerts = AlertService(
+        core.db, core.city, core.svc.i18n, kel_map=kelurahan_map(core.city, None), clock=core.clock
     )
-    core.svc.extra["on_report_created"] = [subscription.offer_after_report]
+    core.svc.hooks.on_report_created.append(subscription.offer_after_report)
     return core
 
 
 def subs(core: CoreHarness, user: str) -> list[str]:
     def read(repo):  # type: ignore[no-untyped-def]
         ident = repo.identity("telegram", user)
-        return sorted(s.kode_kel for s in AlertRepo(repo.s).subscriptions_of(ident.person_id))
+        return sorted(s.kode_kel for s in AlertRepo(repo).subscriptions_of(ident.person_id))
 
     return core.repo_call(read)
 
@@ -74,7 +74,7 @@ def test_home_location_subscribes_its_kelurahan_and_keeps_the_point(core: CoreHa
 
     def home(repo):  # type: ignore[no-untyped-def]
         ident = repo.identity("telegram", "9")
-        sub = AlertRepo(repo.s).subscriber(ident.person_id)
+        sub = AlertRepo(repo).subscriber(ident.person_id)
         return sub.home_lat, sub.home_lon, sub.home_kel
 
     lat, lon, code = core.repo_call(home)
@@ -146,8 +146,8 @@ def test_the_offer_is_recorded_by_one_statement_only_when_due(db_url: str) -> No
     db = Database(db_url)
 
     def person_with_reports(ext: str, n: int) -> int:
-        with db.session() as s:
-            repo = Repo(s)
+        with db.unit() as uow:
+            repo = Repo(uow)
             ident, _p, _new = repo.get_or_create_identity("telegram", ext, ext, language="id")
             for i in range(n):
                 now = utcnow()

@@ -28,7 +28,7 @@ def nominatim() -> Iterator[FakeNominatim]:
 
 def core_with(url: str, fake: FakeNominatim) -> CoreHarness:
     core = CoreHarness(url)
-    core.svc.geocoder = Geocoder(fake.url, "lapor-warga-tests/1", timeout=2)
+    core.use_geocoder(Geocoder(fake.url, "lapor-warga-tests/1", timeout=2))
     return core
 
 
@@ -75,16 +75,16 @@ def test_geocoder_down_names_still_work(sqlite_url: str, nominatim: FakeNominati
     assert "Besusu Barat" in texts(outs) and core.step("u") == "report.place_confirm"
 
 
-def test_geocoder_lookups_are_made_before_the_transaction(
+def test_the_geocoder_question_names_what_each_place_step_can_use(
     sqlite_url: str, nominatim: FakeNominatim
 ) -> None:
-    """`geocoder_lookups` names exactly the calls the handler will make, so the worker can
-    make them outside the transaction; the handler then answers from the cache."""
-    from handlers.citizen import geocoder_lookups
+    """`geocoder_question` says which lookup an event at a step can use; the worker asks it
+    before the transaction. Typed text is looked up at both place steps (the place_confirm
+    step too, where a new place may be typed), never elsewhere or for a known name."""
+    from handlers.citizen.places import GeoQuestion, geocoder_question
     from handlers.events import Inbound
 
-    core = core_with(sqlite_url, nominatim)
-    svc = core.svc
+    svc = core_with(sqlite_url, nominatim).svc
 
     def text(t: str) -> Inbound:
         return Inbound(channel="telegram", external_id="u", chat_id="u", kind="text", text=t)
@@ -93,21 +93,28 @@ def test_geocoder_lookups_are_made_before_the_transaction(
                   lat=-0.8892, lon=119.8658)  # fmt: skip
     outside = Inbound(channel="telegram", external_id="u", chat_id="u", kind="location",
                       lat=-6.2, lon=106.8)  # fmt: skip
-    assert geocoder_lookups(svc, "report.description", text("Jalan Towua nomor 12")) == []
-    assert geocoder_lookups(svc, "report.location", text("kel. besusu brt")) == []  # local name
-    assert geocoder_lookups(svc, "report.location", text("Jalan Towua nomor 12")) == [
-        ("geocode", ("Jalan Towua nomor 12, Kota Palu",))
-    ]
-    assert geocoder_lookups(svc, None, gps) == [("reverse", (-0.8892, 119.8658))]
-    assert geocoder_lookups(svc, "report.location", outside) == []
+    towua = GeoQuestion("forward", query="Jalan Towua nomor 12, Kota Palu")
+    assert geocoder_question(svc, "report.description", text("Jalan Towua nomor 12")) is None
+    assert geocoder_question(svc, "report.location", text("kel. besusu brt")) is None
+    assert geocoder_question(svc, "report.location", text("Jalan Towua nomor 12")) == towua
+    assert geocoder_question(svc, "report.place_confirm", text("Jalan Towua nomor 12")) == towua
+    reverse = GeoQuestion("reverse", lat=-0.8892, lon=119.8658)
+    assert geocoder_question(svc, None, gps) == reverse
+    assert geocoder_question(svc, "report.place_confirm", gps) == reverse
+    assert geocoder_question(svc, "sub.pick", gps) is None
+    assert geocoder_question(svc, "report.location", outside) is None
 
+
+def test_a_new_place_typed_at_the_confirmation_is_looked_up(
+    sqlite_url: str, nominatim: FakeNominatim
+) -> None:
+    core = core_with(sqlite_url, nominatim)
     start_report(core, "u")
-    for method, args in geocoder_lookups(svc, core.step("u"), text("Jalan Towua nomor 12")):
-        getattr(svc.geocoder, method)(*args)  # what the worker does before the transaction
-    asked = nominatim.count()
-    outs = core.text("u", "Jalan Towua nomor 12")
+    core.text("u", "kel. besusu brt")
+    assert core.step("u") == "report.place_confirm"
+    outs = core.text("u", "Jalan Towua nomor 12")  # "no, here": typed at the confirmation
     assert "Jalan Towua" in texts(outs) and core.step("u") == "report.place_confirm"
-    assert nominatim.count() == asked  # answered from the cache inside the transaction
+    assert nominatim.count("/search") == 1
 
 
 def test_a_down_geocoder_is_not_asked_again_at_once(

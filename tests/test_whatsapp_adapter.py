@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -93,30 +93,11 @@ class MemoryInbox:
 
 
 @dataclass
-class Outbox:
-    """load_reply / enqueue as the outbox would provide them."""
-
-    replies: dict[int, Reply] = field(default_factory=dict)
-    enqueued: list[tuple[str, Reply, str]] = field(default_factory=list)
-    next_id: int = 100
-
-    async def load_reply(self, outbox_id: int) -> Reply | None:
-        return self.replies.get(outbox_id)
-
-    async def enqueue(self, address: str, reply: Reply, identity_key: str) -> int:
-        self.enqueued.append((address, reply, identity_key))
-        self.next_id += 1
-        self.replies[self.next_id] = reply
-        return self.next_id
-
-
-@dataclass
 class Harness:
     graph: FakeGraphAPI
     settings: Settings
     channel: WhatsAppChannel
     inbox: MemoryInbox
-    outbox: Outbox
     statuses: list[tuple[str, str, str | None]]
     last_inbound: dict[int, datetime]
     client: TestClient
@@ -163,7 +144,6 @@ async def make_harness(tmp_path: Path, graph: FakeGraphAPI) -> AsyncIterator[Cal
 
     async def build(start: bool = True, **over: Any) -> Harness:
         settings = make_settings(tmp_path, graph.base_url, **over)
-        outbox = Outbox()
         statuses: list[tuple[str, str, str | None]] = []
         last_inbound: dict[int, datetime] = {}
 
@@ -175,8 +155,6 @@ async def make_harness(tmp_path: Path, graph: FakeGraphAPI) -> AsyncIterator[Cal
             FakeI18n(),
             last_inbound_at=last_inbound.get,
             on_status=on_status,
-            load_reply=outbox.load_reply,
-            enqueue=outbox.enqueue,
             known_commands=COMMANDS,
         )
         app = web.Application()
@@ -186,7 +164,7 @@ async def make_harness(tmp_path: Path, graph: FakeGraphAPI) -> AsyncIterator[Cal
         inbox = MemoryInbox()
         if start:
             await channel.start(inbox)
-        h = Harness(graph, settings, channel, inbox, outbox, statuses, last_inbound, client)
+        h = Harness(graph, settings, channel, inbox, statuses, last_inbound, client)
         created.append(h)
         return h
 
@@ -612,7 +590,6 @@ async def test_send_to_username_only_user_uses_recipient(harness: Harness) -> No
 async def test_paging_a_15_item_list(harness: Harness) -> None:
     choices = tuple(Choice(f"kel:{i}", f"Kelurahan nomor {i:02d}") for i in range(15))
     original = Reply("Pilih kelurahan Anda", choices=choices)
-    harness.outbox.replies[7] = original
     r = await harness.channel.transport.send(out(harness, original, outbox_id=7))
     assert r.status == "sent"
     rows = harness.graph.sent[0].content["action"]["sections"][0]["rows"]
@@ -620,14 +597,13 @@ async def test_paging_a_15_item_list(harness: Harness) -> None:
     assert rows[9] == {"id": more_row_id(7, 1), "title": "Lainnya"}
     assert harness.graph.sent[0].content["action"]["button"] == "Pilih"
 
-    # the person picks "Lainnya": the adapter queues page 2 without the core
-    evs = await harness.deliver(webhook_body(list_reply(rows[9]["id"]), user_id=USER_ID))
-    assert evs == []
-    [(address, page2, identity_key)] = harness.outbox.enqueued
-    assert (address, identity_key) == (WA_ID, USER_ID)
-    assert page2.text == original.text and page2.choices == choices[9:]
+    # the person picks "Lainnya": it reaches the core as its paging choice (handlers/paging)
+    [ev] = await harness.deliver(webhook_body(list_reply(rows[9]["id"]), user_id=USER_ID))
+    assert (ev.kind, ev.choice) == ("choice", "more:7:1")
 
-    r2 = await harness.channel.transport.send(out(harness, page2, outbox_id=harness.outbox.next_id))
+    # the core answers with the same reply at page 1: the adapter shows the rest
+    page2 = Reply(original.text, choices=choices, page=1)
+    r2 = await harness.channel.transport.send(out(harness, page2, outbox_id=8))
     assert r2.status == "sent"
     rows2 = harness.graph.sent[1].content["action"]["sections"][0]["rows"]
     assert [row["id"] for row in rows2] == [f"kel:{i}" for i in range(9, 15)]
@@ -639,21 +615,15 @@ async def test_paging_a_15_item_list(harness: Harness) -> None:
 
 async def test_paging_a_25_item_list_pages_twice(harness: Harness) -> None:
     choices = tuple(Choice(f"o{i}", f"Opsi {i}") for i in range(25))
-    harness.outbox.replies[7] = Reply("Pilih", choices=choices)
-    await harness.deliver(webhook_body(list_reply(more_row_id(7, 1))))
-    page2_id = harness.outbox.next_id
-    page2 = harness.outbox.replies[page2_id]
-    assert page2.choices == choices[9:]
-    await harness.channel.transport.send(out(harness, page2, outbox_id=page2_id))
+    await harness.channel.transport.send(out(harness, Reply("Pilih", choices, page=1), outbox_id=8))
     rows = harness.graph.sent[0].content["action"]["sections"][0]["rows"]
-    assert rows[-1]["id"] == more_row_id(page2_id, 1) and len(rows) == 10
-    await harness.deliver(webhook_body(list_reply(rows[-1]["id"])))
-    assert harness.outbox.enqueued[-1][1].choices == choices[18:]
-
-
-async def test_more_for_a_vanished_row_does_nothing(harness: Harness) -> None:
-    assert await harness.deliver(webhook_body(list_reply(more_row_id(999, 1)))) == []
-    assert harness.outbox.enqueued == []
+    assert [row["id"] for row in rows[:9]] == [f"o{i}" for i in range(9, 18)]
+    assert rows[-1]["id"] == more_row_id(8, 2) and len(rows) == 10
+    [ev] = await harness.deliver(webhook_body(list_reply(rows[-1]["id"])))
+    assert ev.choice == "more:8:2"
+    await harness.channel.transport.send(out(harness, Reply("Pilih", choices, page=2), outbox_id=9))
+    rows = harness.graph.sent[1].content["action"]["sections"][0]["rows"]
+    assert [row["id"] for row in rows] == [f"o{i}" for i in range(18, 25)]
 
 
 async def test_more_label_follows_language(harness: Harness) -> None:
@@ -772,9 +742,7 @@ async def test_unreachable_api_is_a_retry(tmp_path: Path) -> None:
     async with FakeGraphAPI(token=TOKEN) as g:
         dead = g.base_url
     settings = make_settings(tmp_path, dead)
-    outbox = Outbox()
-    ch = WhatsAppChannel(settings, FakeI18n(), lambda _i: None, lambda *a: None,
-                         outbox.load_reply, outbox.enqueue, COMMANDS)  # fmt: skip
+    ch = WhatsAppChannel(settings, FakeI18n(), lambda _i: None, lambda *a: None, COMMANDS)
     try:
         msg = OutboundMessage(1, "whatsapp", WA_ID, Reply("x"), "reply", None, {})
         r = await ch.transport.send(msg)

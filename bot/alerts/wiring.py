@@ -43,10 +43,9 @@ def install_alerts(app: Any) -> AlertService:
 
     settings: Settings = app.settings
     service = build_alert_service(settings, app.db, app.i18n, app.city, app.sender.wake)
-    extra = app.services.extra
-    extra["alerts"] = service
-    extra["broadcast_rate"] = sent_rate
-    extra.setdefault("on_report_created", []).append(subscription.offer_after_report)
+    service.sent_rate = sent_rate  # type: ignore[attr-defined]  # MERGE-FIXME: a method
+    app.services.alerts = service
+    app.services.hooks.on_report_created.append(subscription.offer_after_report)
     if not settings.alerts_enabled:
         return service
 

@@ -10,7 +10,8 @@ Rules (Meta's limits, checked again by `tests/fakes/graph_api.py`):
 - 4–10 choices → interactive `list`, one section (row title ≤ 24, description ≤ 72,
   button label ≤ 20, at most 10 rows);
 - more than 10 → a list with 9 rows and a "More" row whose id encodes (outbox id, page);
-  picking it makes the adapter send the next page (see `more_row_id` / `parse_more_row_id`);
+  picking it comes back as the core's choice `more:<outbox id>:<page>`, answered with the
+  same reply at that page (handlers/paging.py; `more_row_id` / `parse_more_row_id`);
 - `ask_location` → interactive `location_request_message` (takes precedence over choices:
   WhatsApp cannot combine the two in one message);
 - `photo` → `image` with the text as caption (≤ 1024); with 1–3 choices the photo becomes the
@@ -224,7 +225,7 @@ def render_reply(
     `more_label` is the translated "More" row title and `list_label` the translated label of
     the button that opens a list (msgid "Choose"; falls back to `more_label`).  `image_id` is
     the uploaded media id of `reply.photo`, if it has one.  `page` > 0 shows a later page of a
-    long list (the adapter itself sends later pages as new replies, starting at page 0).
+    long list (`Reply.page`, set by the core when "More" was picked).
     """
     label = list_label or more_label
     if reply.ask_location:

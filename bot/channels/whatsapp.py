@@ -36,7 +36,6 @@ from pywa_async.api import GraphAPIAsync
 
 from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
 from bot.channels.wa_render import (
-    PAGE_ROWS,
     RenderError,
     WaMessage,
     parse_more_row_id,
@@ -45,9 +44,9 @@ from bot.channels.wa_render import (
 )
 from bot.channels.wa_webhook import CHANNEL, StatusCallback, WhatsAppWebhook, sender_ids
 from bot.config import Settings, SettingsError
-from bot.i18n import N_
 from bot.media import MediaError, MediaStore
-from handlers.events import MAX_TEXT, Inbound, MediaRef, Reply
+from handlers.events import MAX_TEXT, Inbound, MediaRef
+from handlers.text import N_
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +61,6 @@ SILENT_TYPES = frozenset({"reaction", "system", "request_welcome", "ephemeral"})
 
 T = TypeVar("T")
 LastInboundAt = Callable[[int], Awaitable[datetime | None] | datetime | None]
-LoadReply = Callable[[int], Awaitable[Reply | None] | Reply | None]
-Enqueue = Callable[[str, Reply, str], Awaitable[Any] | Any]
 
 
 class Translator(Protocol):
@@ -237,6 +234,7 @@ class WhatsAppTransport:
             more_label=self.translator.gettext(lang, N_("More")),
             list_label=self.translator.gettext(lang, N_("Choose")),
             image_id=image_id,
+            page=msg.reply.page,
         )
 
     async def _upload(self, ref: MediaRef) -> str:
@@ -332,16 +330,12 @@ class WhatsAppChannel:
         i18n: Translator,
         last_inbound_at: LastInboundAt,
         on_status: StatusCallback,
-        load_reply: LoadReply,
-        enqueue: Enqueue,
         known_commands: Iterable[str],
         *,
         media: MediaStore | None = None,
     ) -> None:
         """`media` lets the app share its MediaStore; by default one is built from settings."""
         self.settings = settings
-        self.load_reply = load_reply
-        self.enqueue = enqueue
         self.known_commands = frozenset(c.lower().lstrip("/") for c in known_commands)
         self._http = make_graph_client(settings.whatsapp_api_base)
         self._wa = make_pywa(settings, self._http)
@@ -454,22 +448,6 @@ class WhatsAppChannel:
         if not choice:
             return []
         more = parse_more_row_id(str(choice))
-        if more is not None:
-            await self._send_next_page(base, *more)
-            return []
+        if more is not None:  # the "More" row of a long list: the core sends the next page
+            choice = "more:{}:{}".format(*more)
         return [Inbound(kind="choice", choice=str(choice), **base)]
-
-    async def _send_next_page(self, base: dict[str, Any], outbox_id: int, page: int) -> None:
-        """The person picked "More": queue the rest of that reply's choices as a new reply."""
-        original = await _maybe_await(self.load_reply(outbox_id))
-        if original is None:
-            log.warning("whatsapp: 'more' for unknown outbox row %s", outbox_id)
-            return
-        rest = original.choices[page * PAGE_ROWS :]
-        if not rest:
-            return
-        await _maybe_await(
-            self.enqueue(
-                base["chat_id"], Reply(text=original.text, choices=rest), base["external_id"]
-            )
-        )

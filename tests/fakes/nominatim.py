@@ -62,6 +62,12 @@ class FakeNominatim:
         self.requests: list[Seen] = []
         self.down = False  # answer 503
         self.delay = 0.0  # seconds to wait before answering
+        # called (in the server's thread) while a request waits for its answer; what it
+        # raises is kept in `probe_errors` (e.g. "the caller holds a transaction open")
+        self.probe: Any = None
+        self.probe_errors: list[str] = []
+        # when set, requests wait until the test opens the gate (`gate.set()`)
+        self.gate: threading.Event | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -124,8 +130,15 @@ class FakeNominatim:
                 params = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 with fake._lock:
                     fake.requests.append(Seen(parts.path, params, time.monotonic()))
+                if fake.probe is not None:
+                    try:
+                        fake.probe()
+                    except Exception as exc:
+                        fake.probe_errors.append(f"{parts.path}: {exc}")
                 if fake.delay:
                     time.sleep(fake.delay)
+                if fake.gate is not None:
+                    fake.gate.wait(30)
                 status, body = fake._answer(parts.path, params)
                 data = json.dumps(body).encode()
                 try:

@@ -1,0 +1,142 @@
+"""The inbox: raw platform updates, stored before they are acknowledged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, update
+from sqlalchemy import select as core_select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, delete
+
+from storage.base import Store, insert_ignore, table_of
+from storage.db import Database
+from storage.models import InboxItem
+
+_IN = table_of(InboxItem)
+_INBOX_PENDING = (
+    core_select(_IN.c.id, _IN.c.channel, _IN.c.payload, _IN.c.sender_key)
+    .where(_IN.c.processed_at.is_(None))
+    .order_by(_IN.c.id)
+    .limit(bindparam("b_limit"))
+)
+_INBOX_INSERT = _IN.insert()
+_INBOX_TAKE_MANY = (
+    update(_IN)
+    .where(_IN.c.id.in_(bindparam("b_ids", expanding=True)), _IN.c.processed_at.is_(None))
+    .values(processed_at=bindparam("b_now"))
+    .returning(_IN.c.id)
+)
+
+Pending = tuple[int, str, dict[str, Any], str | None]  # id, channel, payload, sender key
+
+
+class InboxRepo(Store):
+    def _rows(
+        self, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
+    ) -> list[dict[str, Any]]:
+        now = self.now()
+        return [
+            {
+                "channel": channel,
+                "dedupe_key": key,
+                "sender_key": sender,
+                "payload": payload,
+                "received_at": now,
+                "attempts": 0,
+            }
+            for key, payload, sender in items
+        ]
+
+    def inbox_accept(
+        self, channel: str, key: str, payload: dict[str, Any], sender_key: str | None = None
+    ) -> bool:
+        """Store a raw update; False when (channel, key) is already there."""
+        return self.inbox_accept_many(channel, [(key, payload, sender_key)]) == 1
+
+    def inbox_insert_new(
+        self, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
+    ) -> int:
+        """Store a batch that should hold no replay (the common case): a plain executemany,
+        which SQLAlchemy caches and psycopg pipelines. A replayed key raises IntegrityError;
+        the caller then rolls back and uses `inbox_accept_many`."""
+        if not items:
+            return 0
+        self._s.connection().execute(_INBOX_INSERT, self._rows(channel, items))
+        return len(items)
+
+    def inbox_accept_many(
+        self, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
+    ) -> int:
+        """Store (key, payload, sender_key) items; a replayed update is dropped by the unique
+        (channel, dedupe_key) itself. Returns how many were new."""
+        return insert_ignore(
+            self._s, InboxItem, self._rows(channel, items), ["channel", "dedupe_key"]
+        )
+
+    def inbox_pending(self, limit: int = 100) -> list[Pending]:
+        """(id, channel, payload, sender_key) of unhandled items, oldest first."""
+        rows = self._s.connection().execute(_INBOX_PENDING, {"b_limit": limit})
+        return [(r.id, r.channel, r.payload, r.sender_key) for r in rows]
+
+    def inbox_item(self, item_id: int) -> InboxItem | None:
+        return self._s.get(InboxItem, item_id)
+
+    def inbox_take(self, item_ids: Sequence[int]) -> set[int]:
+        """Mark items processed at the start of the transaction that handles them; the ids
+        this transaction took.
+
+        The conditional UPDATE locks the rows: a second transaction trying the same item
+        waits, then sees it taken (PostgreSQL) or fails to write (SQLite), so an update's
+        effects are committed once even if two workers race.
+        """
+        if not item_ids:
+            return set()
+        rows = self._s.connection().execute(
+            _INBOX_TAKE_MANY, {"b_ids": list(item_ids), "b_now": self.now()}
+        )
+        return {int(r.id) for r in rows}
+
+    def inbox_mark_processed(self, item_id: int, error: str | None = None) -> None:
+        item = self._s.get(InboxItem, item_id)
+        if item is not None:
+            item.processed_at = self.now()
+            item.error = error[:500] if error else None
+            self._s.add(item)
+
+    def inbox_record_failure(self, item_id: int, error: str) -> int:
+        item = self._s.get(InboxItem, item_id)
+        if item is None:
+            return 0
+        item.attempts += 1
+        item.error = error[:500]
+        self._s.add(item)
+        return item.attempts
+
+    def inbox_purge(self, older_than: datetime) -> int:
+        """Forget processed updates older than the replay window."""
+        res = self._s.execute(
+            delete(InboxItem).where(
+                col(InboxItem.processed_at).is_not(None), col(InboxItem.received_at) < older_than
+            )
+        )
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def store_updates(
+    db: Database, channel: str, items: Sequence[tuple[str, dict[str, Any], str | None]]
+) -> int:
+    """Store a batch of raw updates in one transaction; how many were new.
+
+    A batch normally holds only new updates (a platform resends only what we did not
+    confirm): the plain insert first; if a replay is among them, drop it by its key."""
+    if len({key for key, _payload, _sender in items}) == len(items):
+        try:
+            with db.session() as s:
+                return InboxRepo(s).inbox_insert_new(channel, items)
+        except IntegrityError:
+            pass
+    with db.session() as s:
+        return InboxRepo(s).inbox_accept_many(channel, items)
