@@ -32,12 +32,12 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
-from bot.geo import AreaIndex
 from bot.i18n import N_
 from bot.media import MediaError, MediaStore
 from bot.web.data import city_center
 from bot.web.pages import Pages, json_script
 from handlers.events import MAX_TEXT, Inbound, MediaRef, Reply
+from handlers.services import AreasLike
 from storage.api_repo import ApiRepo
 from storage.db import Database
 from storage.models import ROLE_ADMIN, ROLE_OFFICER
@@ -136,7 +136,7 @@ class WebChannel:
         media: MediaStore,
         pages: Pages,
         city: Any,
-        areas: AreaIndex,
+        areas: AreasLike,
         *,
         default_locale: str = "id",
         tile_url: str | None = None,
