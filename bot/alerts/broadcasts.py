@@ -50,7 +50,7 @@ from storage.alert_models import (
     KIND_WARNING,
     Broadcast,
 )
-from storage.alert_repo import AlertRepo
+from storage.alert_repo import AlertRepo, SubscriberRow
 from storage.db import Database, utcnow
 from storage.repo import Repo
 
@@ -99,14 +99,16 @@ class Broadcasts:
     def select_page(
         self,
         audience: Audience,
-        page: Sequence[tuple[int, list[str], tuple[float, float] | None]],
+        page: Sequence[SubscriberRow],
         touched: frozenset[str] | None,
     ) -> list[int]:
         out = []
-        for person_id, codes, home in page:
-            sub = SubscriberArea(person_id, frozenset(codes), frozenset(), home)
+        for row in page:
+            sub = SubscriberArea(
+                row.person_id, frozenset(row.kelurahan_codes), frozenset(), row.home
+            )
             if matches(audience, sub, touched):
-                out.append(person_id)
+                out.append(row.person_id)
         return out
 
     def parse_audience(self, data: Mapping[str, Any]) -> Audience:
@@ -121,8 +123,8 @@ class Broadcasts:
             if not page:
                 return n
             persons = self.select_page(audience, page, touched)
-            n += sum(1 for _lang, idents in arepo.recipients_of(persons).values() if idents)
-            cursor = page[-1][0]
+            n += sum(1 for r in arepo.recipients_of(persons).values() if r.identities)
+            cursor = page[-1].person_id
 
     def describe_audience(self, audience: Audience, _: Gettext) -> str:
         if isinstance(audience, Everyone):
@@ -235,7 +237,8 @@ class Broadcasts:
                 rows = outbox_rows(bc, arepo.recipients_of(persons), self.i18n, self.clock())
                 arepo.add_outbox_rows(rows)
                 reached = len({r["meta"]["person_id"] for r in rows})
-                if not arepo.advance_cursor(bc.id, bc.cursor, page[-1][0], reached, len(rows)):
+                last = page[-1].person_id
+                if not arepo.advance_cursor(bc.id, bc.cursor, last, reached, len(rows)):
                     raise _Lost
                 return len(rows)
         except _Lost:

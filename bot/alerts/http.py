@@ -107,26 +107,22 @@ def alert_routes(
             status=201 if bid is not None else 200,
         )
 
-    def _warnings(limit: int) -> list[tuple[int, str, str | None, object]]:
+    def _entries(base: str, limit: int) -> list[AtomEntry]:
         with db.session() as s:
             return [
-                (w.id or 0, w.headline, w.summary, w.sent_at)
+                AtomEntry(
+                    id=f"{base}/warnings/{w.id}.xml",
+                    title=w.headline,
+                    updated=w.sent_at,
+                    cap_url=f"{base}/warnings/{w.id}.xml",
+                    summary=w.summary,
+                )
                 for w in AlertRepo(s).published_warnings(limit)
             ]
 
     async def feed(request: web.Request) -> web.Response:
         base = base_url(request)
-        rows = await asyncio.to_thread(_warnings, 50)
-        entries = [
-            AtomEntry(
-                id=f"{base}/warnings/{wid}.xml",
-                title=headline,
-                updated=sent,  # type: ignore[arg-type]
-                cap_url=f"{base}/warnings/{wid}.xml",
-                summary=summary,
-            )
-            for wid, headline, summary, sent in rows
-        ]
+        entries = await asyncio.to_thread(_entries, base, 50)
         body = build_atom(
             f"Lapor Warga {city.city.name}",
             f"{base}/warnings/feed.atom",
