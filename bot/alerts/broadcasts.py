@@ -88,7 +88,6 @@ class Broadcasts:
         self.clock = clock
         self._touched: dict[int, frozenset[str] | None] = {}
         self._wake = asyncio.Event()
-        self.last_first_send: float | None = None
 
     # --- audiences ----------------------------------------------------------------------
     def touched(self, audience: Audience) -> frozenset[str] | None:

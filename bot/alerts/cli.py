@@ -192,9 +192,8 @@ def status(broadcast_id: int = typer.Argument(None)) -> None:
 @broadcast_app.command("cancel")
 def cancel(broadcast_id: int) -> None:
     """Stop a broadcast: queued messages are cancelled, a schedule is dropped."""
-    _settings, db, _city, _broadcasts = _context()
-    with db.session() as s:
-        n = AlertRepo(s).cancel_broadcast(broadcast_id)
+    _settings, _db, _city, broadcasts = _context()
+    n = broadcasts.cancel(broadcast_id)
     if n is None:
         _fail(f"broadcast #{broadcast_id} not found or already ended")
     typer.echo(f"broadcast #{broadcast_id} cancelled; {n} queued messages dropped")

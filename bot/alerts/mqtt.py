@@ -34,9 +34,7 @@ class MqttReadings:
         self.sensors = sensors
         self.wake = wake
         self.url = url
-        self.topics = {
-            (cfg.topic or f"lapor/sensors/{cfg.id}"): cfg.id for cfg in sensors.configs.values()
-        }
+        self.topics = sensors.topics()
         self.connected = asyncio.Event()
         self.received = 0
 

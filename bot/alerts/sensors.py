@@ -89,11 +89,9 @@ class Sensors:
         self.tokens = dict(tokens or {})
         self._locks = {s: threading.Lock() for s in self.configs}
 
-    def sensor_for_topic(self, topic: str) -> str | None:
-        for s in self.configs.values():
-            if (s.topic or f"lapor/sensors/{s.id}") == topic:
-                return s.id
-        return None
+    def topics(self) -> dict[str, str]:
+        """MQTT topic → sensor id (``lapor/sensors/<id>`` unless the profile names one)."""
+        return {(s.topic or f"lapor/sensors/{s.id}"): s.id for s in self.configs.values()}
 
     def check_token(self, sensor_id: str, token: str) -> bool:
         """Per-sensor token: from SENSOR_TOKENS, or its sha256 in the profile."""
