@@ -42,6 +42,7 @@ from bot.alerts.publishing import CapPublisher
 from bot.alerts.texts import Gettext, kecamatan_names, kelurahan_names, pick_text
 from bot.city import CityProfile
 from bot.i18n import N_
+from handlers.core import I18nLike
 from handlers.events import PRIORITY_ANNOUNCEMENT, PRIORITY_WARNING, MediaRef, Reply
 from storage.alert_models import (
     BC_QUEUED,
@@ -70,7 +71,7 @@ class Broadcasts:
         self,
         db: Database,
         city: CityProfile,
-        i18n: Any,
+        i18n: I18nLike,
         publisher: CapPublisher,
         *,
         kel_map: KelMap,
@@ -289,7 +290,7 @@ class Broadcasts:
 
 
 def outbox_rows(
-    bc: Broadcast, recipients: Mapping[int, tuple[str, list[Any]]], i18n: Any, now: datetime
+    bc: Broadcast, recipients: Mapping[int, tuple[str, list[Any]]], i18n: I18nLike, now: datetime
 ) -> list[Any]:
     """The outbox rows of one fan-out batch: one per identity, in the person's language."""
     photo = MediaRef(**bc.photo) if bc.photo else None

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from bot.alerts.audience import (
     Audience,
     Circle,
@@ -16,6 +14,7 @@ from bot.alerts.audience import (
 from bot.alerts.cap import CapArea, WarningDoc, WarningText, build_cap, kelurahan_geocodes
 from bot.alerts.texts import LANGS, gettext_for, kecamatan_names, kelurahan_names, pick_text
 from bot.city import CityProfile
+from handlers.core import I18nLike
 from storage.alert_models import Broadcast, PublishedWarning
 from storage.alert_repo import AlertRepo
 
@@ -25,7 +24,9 @@ CAP_LANG = {"id": "id-ID", "en": "en-US"}
 class CapPublisher:
     """Writes the CAP document of each warning; built once by `bot.alerts.wiring`."""
 
-    def __init__(self, city: CityProfile, i18n: Any, *, public_base_url: str | None = None) -> None:
+    def __init__(
+        self, city: CityProfile, i18n: I18nLike, *, public_base_url: str | None = None
+    ) -> None:
         self.city = city
         self.i18n = i18n
         self.public_base_url = (public_base_url or "").rstrip("/") or None

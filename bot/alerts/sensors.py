@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from bot.alerts.audience import Kelurahan
 from bot.alerts.broadcasts import Broadcasts
@@ -32,6 +31,7 @@ from bot.alerts.levels import (
 from bot.alerts.texts import LANGS, gettext_for, local_time
 from bot.city import CityProfile, SensorConfig
 from bot.i18n import N_
+from handlers.core import I18nLike
 from handlers.events import PRIORITY_WARNING, Reply
 from storage.alert_models import SensorLevelChange
 from storage.alert_repo import AlertRepo
@@ -73,7 +73,7 @@ class Sensors:
         self,
         db: Database,
         city: CityProfile,
-        i18n: Any,
+        i18n: I18nLike,
         broadcasts: Broadcasts,
         *,
         tokens: Mapping[str, str] | None = None,

@@ -3,8 +3,6 @@ BMKG nowcast (who in this city they touch, their texts)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from shapely.geometry import mapping
 
 from bot.alerts.audience import Everyone, KelMap, Kelurahan, Polygon, kelurahan_in
@@ -14,6 +12,7 @@ from bot.alerts.cap import CapAlert, CapArea, cap_area_geometry
 from bot.alerts.texts import LANGS, city_short_name, gettext_for, local_time
 from bot.city import CityProfile
 from bot.i18n import N_
+from handlers.core import I18nLike
 from storage.alert_repo import AlertRepo
 from storage.db import Database
 
@@ -25,7 +24,7 @@ class WarningSources:
         self,
         db: Database,
         city: CityProfile,
-        i18n: Any,
+        i18n: I18nLike,
         broadcasts: Broadcasts,
         *,
         kel_map: KelMap,

@@ -9,12 +9,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.city import CityProfile
+from handlers.core import I18nLike
 
 Gettext = Callable[[str], str]
 LANGS = ("id", "en")
 
 
-def gettext_for(i18n: Any, lang: str) -> Gettext:
+def gettext_for(i18n: I18nLike, lang: str) -> Gettext:
     return lambda msgid: str(i18n.gettext(lang, msgid))
 
 

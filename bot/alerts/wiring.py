@@ -16,6 +16,7 @@ from bot.alerts.sensors import Sensors
 from bot.alerts.sources import WarningSources
 from bot.city import CityProfile
 from bot.config import Settings
+from handlers.core import I18nLike
 from storage.db import Database, utcnow
 from storage.repo import Repo
 
@@ -35,7 +36,7 @@ class Alerts:
 def build_alerts(
     db: Database,
     city: CityProfile,
-    i18n: Any,
+    i18n: I18nLike,
     *,
     polygons: Mapping[str, str] | None = None,
     wake_sender: Callable[[], None] = lambda: None,
@@ -62,7 +63,7 @@ def build_alerts(
 def alerts_from_settings(
     settings: Settings,
     db: Database,
-    i18n: Any,
+    i18n: I18nLike,
     city: CityProfile,
     wake_sender: Callable[[], None] = lambda: None,
 ) -> Alerts:
