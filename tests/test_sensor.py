@@ -26,7 +26,7 @@ from bot.alerts.feeds import BmkgWatcher
 from bot.alerts.http import alert_routes
 from bot.alerts.mqtt import MqttReadings, broker
 from bot.alerts.sensors import Sensors
-from bot.alerts.wiring import Alerts, build_alerts
+from bot.alerts.wiring import AlertParts, build_alerts
 from bot.city import load_city
 from bot.http import HttpServer, build_web_app
 from bot.i18n import I18n
@@ -43,14 +43,14 @@ T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def alerts(sqlite_url: str) -> Alerts:
+def alerts(sqlite_url: str) -> AlertParts:
     return build_alerts(
         Database(sqlite_url), load_city("samarinda"), I18n("id"), sensor_tokens={SENSOR: "s3cret"}
     )
 
 
 @pytest.fixture
-def svc(alerts: Alerts) -> Sensors:
+def svc(alerts: AlertParts) -> Sensors:
     return alerts.sensors
 
 
@@ -170,7 +170,7 @@ def test_a_silent_sensor_alerts_admins_only_once(svc: Sensors) -> None:
 
 # --- HTTP: readings, CAP in, CAP out -----------------------------------------------------------
 @pytest.fixture
-async def server(alerts: Alerts, svc: Sensors) -> AsyncIterator[str]:
+async def server(alerts: AlertParts, svc: Sensors) -> AsyncIterator[str]:
     routes = alert_routes(
         svc.db, svc.city, svc, alerts.sources, alerts.broadcasts.wake,
         cap_api_key="cap-key", base_url=lambda r: f"http://{r.host}",
@@ -270,7 +270,9 @@ async def test_cap_in_warns_the_kelurahan_inside_and_cap_out_publishes_it(
 
 
 # --- BMKG ---------------------------------------------------------------------------------------
-async def test_bmkg_quake_near_warns_once_and_far_does_not(alerts: Alerts, svc: Sensors) -> None:
+async def test_bmkg_quake_near_warns_once_and_far_does_not(
+    alerts: AlertParts, svc: Sensors
+) -> None:
     async with FakeBmkg() as bmkg:
         watcher = BmkgWatcher(
             svc.db,
@@ -336,7 +338,7 @@ async def _mqtt_reachable() -> bool:
     return True
 
 
-async def test_mqtt_readings_reach_the_levels(alerts: Alerts, svc: Sensors) -> None:
+async def test_mqtt_readings_reach_the_levels(alerts: AlertParts, svc: Sensors) -> None:
     if not await _mqtt_reachable():
         if os.environ.get("LAPOR_SKIP_MQTT") == "1":
             pytest.skip("LAPOR_SKIP_MQTT=1")

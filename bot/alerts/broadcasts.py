@@ -288,6 +288,11 @@ class Broadcasts:
         with self.db.session() as s:
             return AlertRepo(s).cancel_broadcast(broadcast_id)
 
+    def sent_rate(self, arepo: AlertRepo, broadcast_id: int, window_s: float = 60.0) -> float:
+        """Messages per second of a broadcast over the last `window_s` seconds."""
+        since = self.clock() - timedelta(seconds=window_s)
+        return arepo.broadcast_sent_since(broadcast_id, since) / window_s
+
 
 def outbox_rows(
     bc: Broadcast, recipients: Mapping[int, tuple[str, list[Any]]], i18n: I18nLike, now: datetime
@@ -332,9 +337,3 @@ def _photo_dict(photo: MediaRef | None) -> dict[str, Any] | None:
         "path": photo.path,
         "channel_file_id": photo.channel_file_id,
     }
-
-
-def sent_rate(arepo: AlertRepo, broadcast_id: int, window_s: float = 60.0) -> float:
-    """Messages per second of a broadcast over the last `window_s` seconds."""
-    since = utcnow() - timedelta(seconds=window_s)
-    return arepo.broadcast_sent_since(broadcast_id, since) / window_s

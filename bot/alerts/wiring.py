@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.alerts.audience import kelurahan_map
-from bot.alerts.broadcasts import JOB_START_BROADCAST, Broadcasts, sent_rate
+from bot.alerts.broadcasts import JOB_START_BROADCAST, Broadcasts
 from bot.alerts.publishing import CapPublisher
 from bot.alerts.sensors import Sensors
 from bot.alerts.sources import WarningSources
@@ -24,7 +24,7 @@ SILENT_CHECK_SECONDS = 60
 
 
 @dataclass(frozen=True)
-class Alerts:
+class AlertParts:
     """The parts of warnings, each built once and given what it needs."""
 
     publisher: CapPublisher
@@ -44,7 +44,7 @@ def build_alerts(
     sensor_tokens: Mapping[str, str] | None = None,
     public_base_url: str | None = None,
     clock: Callable[[], datetime] = utcnow,
-) -> Alerts:
+) -> AlertParts:
     """`polygons`: imported kelurahan polygons (code → GeoJSON); else kelurahan centroids."""
     kel_map = kelurahan_map(city, polygons)
     publisher = CapPublisher(city, i18n, public_base_url=public_base_url)
@@ -52,7 +52,7 @@ def build_alerts(
         db, city, i18n, publisher,
         kel_map=kel_map, wake_sender=wake_sender, batch=batch, clock=clock,
     )  # fmt: skip
-    return Alerts(
+    return AlertParts(
         publisher=publisher,
         broadcasts=broadcasts,
         sensors=Sensors(db, city, i18n, broadcasts, tokens=sensor_tokens, clock=clock),
@@ -66,7 +66,7 @@ def alerts_from_settings(
     i18n: I18nLike,
     city: CityProfile,
     wake_sender: Callable[[], None] = lambda: None,
-) -> Alerts:
+) -> AlertParts:
     with db.session() as s:
         polygons = Repo(s).area_polygons()
     return build_alerts(
@@ -81,7 +81,7 @@ def alerts_from_settings(
     )
 
 
-def install_alerts(app: Any) -> Alerts:
+def install_alerts(app: Any) -> AlertParts:
     """Wire warnings into `app` (an `App`): call once from its constructor."""
     from handlers import subscription
 
@@ -90,7 +90,7 @@ def install_alerts(app: Any) -> Alerts:
     broadcasts, sensors = alerts.broadcasts, alerts.sensors
     extra = app.services.extra
     extra["alerts"] = broadcasts
-    extra["broadcast_rate"] = sent_rate
+    extra["broadcast_rate"] = broadcasts.sent_rate
     extra.setdefault("on_report_created", []).append(subscription.offer_after_report)
     if not settings.alerts_enabled:
         return alerts
