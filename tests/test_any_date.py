@@ -27,8 +27,18 @@ CLOCK_DEPENDENT = [
 
 def test_the_clock_dependent_tests_pass_a_year_ahead() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "tests.clock_ahead",
-         "-p", "no:cacheprovider", *CLOCK_DEPENDENT],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "tests.clock_ahead",
+            "-p",
+            "no:cacheprovider",
+            *CLOCK_DEPENDENT,
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
