@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, exists, func, insert, or_, update
 from sqlalchemy import select as core_select
@@ -67,6 +67,27 @@ def _offer_once() -> Any:
 
 
 _OFFER_ONCE = _offer_once()
+
+
+class SubscriberRow(NamedTuple):
+    """One subscriber of a fan-out page: subscribed kelurahan codes and home point."""
+
+    person_id: int
+    kelurahan_codes: list[str]
+    home: tuple[float, float] | None  # (lat, lon)
+
+
+class RecipientIdentity(NamedTuple):
+    identity_id: int
+    channel: str
+    address: str
+
+
+class Recipient(NamedTuple):
+    """A person a broadcast goes to: their language and active identities."""
+
+    language: str
+    identities: list[RecipientIdentity]
 
 
 class AlertRepo(UnitStore):
@@ -136,11 +157,8 @@ class AlertRepo(UnitStore):
         params = {"b_pid": person_id, "b_kel": kode_kel, "b_now": self.now(), "b_stored": 1 - held}
         return self._s.connection().execute(_OFFER_ONCE, params).first() is not None
 
-    def subscriber_page(
-        self, after_person_id: int, limit: int
-    ) -> list[tuple[int, list[str], tuple[float, float] | None]]:
-        """Subscribers with person id > `after_person_id`, in id order:
-        (person_id, kelurahan codes, home point)."""
+    def subscriber_page(self, after_person_id: int, limit: int) -> list[SubscriberRow]:
+        """Subscribers with person id > `after_person_id`, in id order."""
         ids_sub = select(Subscription.person_id).where(
             col(Subscription.person_id) > after_person_id
         )
@@ -167,13 +185,13 @@ class AlertRepo(UnitStore):
         ):
             if lat is not None and lon is not None:
                 homes[int(person_id)] = (float(lat), float(lon))
-        return [(i, codes[i], homes.get(i)) for i in ids]
+        return [SubscriberRow(i, codes[i], homes.get(i)) for i in ids]
 
-    def recipients_of(self, person_ids: Sequence[int]) -> dict[int, tuple[str, list[Any]]]:
-        """person id → (language, active identities as (id, channel, address))."""
+    def recipients_of(self, person_ids: Sequence[int]) -> dict[int, Recipient]:
+        """person id → their language and active identities."""
         if not person_ids:
             return {}
-        out: dict[int, tuple[str, list[Any]]] = {}
+        out: dict[int, Recipient] = {}
         langs: dict[int, str] = {
             int(pid): str(lang)
             for pid, lang in self._s.execute(
@@ -195,13 +213,9 @@ class AlertRepo(UnitStore):
         )
         for person_id, ident_id, channel, address in rows:
             lang = str(langs.get(person_id) or "id")
-            out.setdefault(int(person_id), (lang, []))[1].append((ident_id, channel, address))
+            recipient = out.setdefault(int(person_id), Recipient(lang, []))
+            recipient.identities.append(RecipientIdentity(ident_id, channel, address))
         return out
-
-    def add_outbox_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Bulk insert of outbox rows (fan-out); each dict has the OutboxItem columns."""
-        if rows:
-            self._s.execute(insert(OutboxItem), list(rows))
 
     # --- broadcasts -----------------------------------------------------------------------
     def add_broadcast(self, bc: Broadcast) -> Broadcast:

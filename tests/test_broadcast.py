@@ -12,7 +12,8 @@ import pytest
 from sqlmodel import select
 
 from bot.alerts.audience import Circle, Everyone, Kelurahan
-from bot.alerts.service import JOB_START_BROADCAST, AlertService, kelurahan_map, sent_rate
+from bot.alerts.broadcasts import JOB_START_BROADCAST, Broadcasts
+from bot.alerts.wiring import build_alerts
 from handlers import subscription
 from handlers.events import PRIORITY_ANNOUNCEMENT, PRIORITY_WARNING
 from storage.alert_models import BC_CANCELLED, BC_QUEUED, BC_SCHEDULED, BC_SENDING
@@ -27,22 +28,13 @@ GUNUNG_LINGAI = "64.72.08.1003"
 OTHER = "64.72.10.1003"  # Sengkotek, far away
 
 
-def service(db: Database, core: CoreHarness, batch: int = 500) -> AlertService:
-    return AlertService(
-        db,
-        core.city,
-        core.svc.i18n,
-        kel_map=kelurahan_map(core.city, None),
-        batch=batch,
-        clock=core.clock,
-    )
+def service(db: Database, core: CoreHarness, batch: int = 500) -> Broadcasts:
+    return build_alerts(db, core.city, core.svc.i18n, batch=batch).broadcasts
 
 
 def harness(url: str) -> CoreHarness:
     core = CoreHarness(url, city="samarinda")
-    alerts = service(core.db, core)
-    alerts.sent_rate = sent_rate  # type: ignore[attr-defined]  # MERGE-FIXME
-    core.svc.alerts = alerts
+    core.svc.alerts = service(core.db, core)
     core.svc.hooks.on_report_created.append(subscription.offer_after_report)
     return core
 
@@ -95,7 +87,7 @@ def outbox(db: Database, broadcast_id: int | None = None) -> list[OutboxItem]:
         return list(s.exec(q.order_by(OutboxItem.id)))
 
 
-def run_fanout(svc: AlertService, limit: int = 10_000) -> None:
+def run_fanout(svc: Broadcasts, limit: int = 10_000) -> None:
     for _ in range(limit):
         if svc.fanout_step() is None:
             return
@@ -192,7 +184,7 @@ def test_scheduled_announcement_is_persisted_and_started_by_its_job(core: CoreHa
     assert bc.state == BC_SCHEDULED and job is not None
     assert job.kind == JOB_START_BROADCAST and job.args == {"broadcast_id": bc.id}
     assert abs((job.run_at - core.clock.now).total_seconds() - 7200) < 60
-    svc: AlertService = core.svc.alerts
+    svc: Broadcasts = core.svc.alerts
     assert svc.fanout_step() is None  # not due yet: nothing written
     asyncio.run(svc.on_scheduled_job(dict(job.args)))
     run_fanout(svc)
@@ -202,7 +194,7 @@ def test_scheduled_announcement_is_persisted_and_started_by_its_job(core: CoreHa
 def test_siaran_batal_stops_a_running_broadcast(core: CoreHarness) -> None:
     seed(core.db, 1000, 5, [SEMPAJA_TIMUR])
     make_admin(core, "1")
-    svc: AlertService = core.svc.alerts
+    svc: Broadcasts = core.svc.alerts
     with core.db.session() as s:
         bc = svc.new_broadcast(
             AlertRepo(s), source="admin", audience=Everyone(), texts={"*": "Uji coba"}
@@ -310,7 +302,7 @@ def test_two_workers_racing_write_each_row_once(sqlite_url: str) -> None:
     workers = [service(Database(sqlite_url), core, batch=4) for _ in range(2)]
     errors: list[BaseException] = []
 
-    def work(svc: AlertService) -> None:
+    def work(svc: Broadcasts) -> None:
         try:
             run_fanout(svc)
         except BaseException as exc:  # pragma: no cover - reported below

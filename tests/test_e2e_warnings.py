@@ -144,13 +144,13 @@ def cli(env: dict[str, str], *args: str) -> str:
 def queue_broadcast(db_url: str, text: str) -> None:
     """What `lapor broadcast send --everyone` writes (the CLI is exercised in the other test)."""
     from bot.alerts.audience import Everyone
-    from bot.alerts.service import AlertService, kelurahan_map
+    from bot.alerts.wiring import build_alerts
     from bot.city import load_city
     from bot.i18n import I18n
 
     city = load_city("samarinda")
     db = Database(db_url)
-    svc = AlertService(db, city, I18n("id"), kel_map=kelurahan_map(city, None))
+    svc = build_alerts(db, city, I18n("id")).broadcasts
     with db.session() as s:
         svc.new_broadcast(AlertRepo(s), source="admin", audience=Everyone(), texts={"*": text})
 

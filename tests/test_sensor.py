@@ -25,7 +25,8 @@ from bot.alerts.cap import (
 from bot.alerts.feeds import BmkgWatcher
 from bot.alerts.http import alert_routes
 from bot.alerts.mqtt import MqttReadings, broker
-from bot.alerts.service import AlertService, kelurahan_map
+from bot.alerts.sensors import Sensors
+from bot.alerts.wiring import AlertParts, build_alerts
 from bot.city import load_city
 from bot.http import HttpServer, build_web_app
 from bot.i18n import I18n
@@ -42,18 +43,18 @@ T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def svc(sqlite_url: str) -> AlertService:
-    city = load_city("samarinda")
-    return AlertService(
-        Database(sqlite_url),
-        city,
-        I18n("id"),
-        kel_map=kelurahan_map(city, None),
-        sensor_tokens={SENSOR: "s3cret"},
+def alerts(sqlite_url: str) -> AlertParts:
+    return build_alerts(
+        Database(sqlite_url), load_city("samarinda"), I18n("id"), sensor_tokens={SENSOR: "s3cret"}
     )
 
 
-def feed(svc: AlertService, values: list[float], start: datetime, step_min: float = 1.0) -> list:
+@pytest.fixture
+def svc(alerts: AlertParts) -> Sensors:
+    return alerts.sensors
+
+
+def feed(svc: Sensors, values: list[float], start: datetime, step_min: float = 1.0) -> list:
     """Readings one per `step_min` minutes; returns the IngestResults."""
     out = []
     for i, v in enumerate(values):
@@ -62,18 +63,18 @@ def feed(svc: AlertService, values: list[float], start: datetime, step_min: floa
     return out
 
 
-def warnings(svc: AlertService) -> list[Broadcast]:
+def warnings(svc: Sensors) -> list[Broadcast]:
     with svc.db.session() as s:
         return [b for b in reversed(AlertRepo(s).recent_broadcasts(100)) if b.kind == KIND_WARNING]
 
 
-def changes(svc: AlertService) -> list[tuple[str, str]]:
+def changes(svc: Sensors) -> list[tuple[str, str]]:
     with svc.db.session() as s:
         return [(c.old_level, c.new_level) for c in AlertRepo(s).level_changes(SENSOR)]
 
 
 # --- levels → warnings ---------------------------------------------------------------------------
-def test_siaga_then_awas_then_falling_back_to_normal(svc: AlertService) -> None:
+def test_siaga_then_awas_then_falling_back_to_normal(svc: Sensors) -> None:
     rising = [7.0, 7.4, 7.7, 7.80, 8.0, 8.26]
     results = feed(svc, rising, T0)
     assert [r.level for r in results] == ["normal"] * 3 + ["siaga", "siaga", "awas"]
@@ -104,7 +105,7 @@ def test_siaga_then_awas_then_falling_back_to_normal(svc: AlertService) -> None:
     assert [w.level for w in reversed(caps)] == ["siaga", "awas", "normal"]
 
 
-def test_hovering_at_a_threshold_does_not_spam(svc: AlertService) -> None:
+def test_hovering_at_a_threshold_does_not_spam(svc: Sensors) -> None:
     values = [7.74, 7.76] * 30  # an hour right at Siaga's threshold
     feed(svc, values, T0)
     assert changes(svc) == [("normal", "siaga")]
@@ -126,7 +127,7 @@ def test_hovering_at_a_threshold_does_not_spam(svc: AlertService) -> None:
     ],
 )
 def test_bad_readings_are_rejected_and_never_alerted_on(
-    svc: AlertService, payload: object, reason: str
+    svc: Sensors, payload: object, reason: str
 ) -> None:
     result = svc.ingest_reading(SENSOR, payload, now=T0)
     assert (result.accepted, result.reason) == (False, reason)
@@ -136,7 +137,7 @@ def test_bad_readings_are_rejected_and_never_alerted_on(
     assert row is not None and row.rejected == 1
 
 
-def test_an_absurd_jump_is_rejected(svc: AlertService) -> None:
+def test_an_absurd_jump_is_rejected(svc: Sensors) -> None:
     feed(svc, [7.0], T0)
     jump = svc.ingest_reading(
         SENSOR, {"level_m": 9.5, "ts": (T0 + timedelta(seconds=30)).isoformat()}, now=T0
@@ -145,7 +146,7 @@ def test_an_absurd_jump_is_rejected(svc: AlertService) -> None:
     assert warnings(svc) == []
 
 
-def test_a_silent_sensor_alerts_admins_only_once(svc: AlertService) -> None:
+def test_a_silent_sensor_alerts_admins_only_once(svc: Sensors) -> None:
     with svc.db.session() as s:
         repo = Repo(s)
         _i, admin, _ = repo.get_or_create_identity("telegram", "900", "900", language="id")
@@ -169,17 +170,19 @@ def test_a_silent_sensor_alerts_admins_only_once(svc: AlertService) -> None:
 
 # --- HTTP: readings, CAP in, CAP out -----------------------------------------------------------
 @pytest.fixture
-async def server(svc: AlertService) -> AsyncIterator[str]:
-    web_app = build_web_app(
-        svc.db, [alert_routes(svc, "cap-key", lambda r: f"http://{r.host}")], lambda: {}
-    )
+async def server(alerts: AlertParts, svc: Sensors) -> AsyncIterator[str]:
+    routes = alert_routes(
+        svc.db, svc.city, svc, alerts.sources, alerts.broadcasts.wake,
+        cap_api_key="cap-key", base_url=lambda r: f"http://{r.host}",
+    )  # fmt: skip
+    web_app = build_web_app(svc.db, [routes], lambda: {})
     http = HttpServer(web_app, "127.0.0.1", 0)
     port = await http.start()
     yield f"http://127.0.0.1:{port}"
     await http.stop()
 
 
-async def test_http_reading_needs_the_sensor_token(svc: AlertService, server: str) -> None:
+async def test_http_reading_needs_the_sensor_token(svc: Sensors, server: str) -> None:
     now = utcnow()
     body = {"level_m": 7.9, "ts": now.isoformat()}
     url = f"{server}/sensors/{SENSOR}/readings"
@@ -221,7 +224,7 @@ def box(lat: float, lon: float, d: float = 0.004) -> list[tuple[float, float]]:
 
 
 async def test_cap_in_warns_the_kelurahan_inside_and_cap_out_publishes_it(
-    svc: AlertService, server: str
+    svc: Sensors, server: str
 ) -> None:
     kel = svc.city.kelurahan_by_code("64.72.05.1013")
     assert kel is not None
@@ -267,10 +270,18 @@ async def test_cap_in_warns_the_kelurahan_inside_and_cap_out_publishes_it(
 
 
 # --- BMKG ---------------------------------------------------------------------------------------
-async def test_bmkg_quake_near_warns_once_and_far_does_not(svc: AlertService) -> None:
+async def test_bmkg_quake_near_warns_once_and_far_does_not(
+    alerts: AlertParts, svc: Sensors
+) -> None:
     async with FakeBmkg() as bmkg:
         watcher = BmkgWatcher(
-            svc, autogempa_url=bmkg.url("autogempa.json"), nowcast_rss_url=None, poll_seconds=1
+            svc.db,
+            svc.city,
+            alerts.sources,
+            alerts.broadcasts.wake,
+            autogempa_url=bmkg.url("autogempa.json"),
+            nowcast_rss_url=None,
+            poll_seconds=1,
         )
         async with aiohttp.ClientSession() as http:
             assert await watcher.poll_quakes(http) == []  # the 2021 sample: too old
@@ -296,7 +307,13 @@ async def test_bmkg_quake_near_warns_once_and_far_does_not(svc: AlertService) ->
             assert await watcher.poll_quakes(http) == []  # deduped
         # a restarted process remembers it too
         again = BmkgWatcher(
-            svc, autogempa_url=bmkg.url("autogempa.json"), nowcast_rss_url=None, poll_seconds=1
+            svc.db,
+            svc.city,
+            alerts.sources,
+            alerts.broadcasts.wake,
+            autogempa_url=bmkg.url("autogempa.json"),
+            nowcast_rss_url=None,
+            poll_seconds=1,
         )
         async with aiohttp.ClientSession() as http:
             assert await again.poll_quakes(http) == []
@@ -321,7 +338,7 @@ async def _mqtt_reachable() -> bool:
     return True
 
 
-async def test_mqtt_readings_reach_the_levels(svc: AlertService) -> None:
+async def test_mqtt_readings_reach_the_levels(alerts: AlertParts, svc: Sensors) -> None:
     if not await _mqtt_reachable():
         if os.environ.get("LAPOR_SKIP_MQTT") == "1":
             pytest.skip("LAPOR_SKIP_MQTT=1")
@@ -329,8 +346,8 @@ async def test_mqtt_readings_reach_the_levels(svc: AlertService) -> None:
     import aiomqtt
 
     topic = f"lapor/test/{os.getpid()}/benanga"
-    object.__setattr__(svc.sensors[SENSOR], "topic", topic)
-    reader = MqttReadings(svc, MQTT_URL)
+    object.__setattr__(svc.configs[SENSOR], "topic", topic)
+    reader = MqttReadings(svc, alerts.broadcasts.wake, MQTT_URL)
     stop = asyncio.Event()
     task = asyncio.create_task(reader.run(stop))
     try:

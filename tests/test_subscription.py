@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.alerts.service import AlertService, kelurahan_map
+from bot.alerts.wiring import build_alerts
 from handlers import subscription
 from storage.alert_repo import AlertRepo
 from tests.core_harness import CoreHarness, choice_ids, texts
@@ -15,9 +15,7 @@ SAMARINDA_KEC = "64.72.05"  # Samarinda Utara
 
 def harness(url: str, city: str = "samarinda") -> CoreHarness:
     core = CoreHarness(url, city=city)
-    core.svc.alerts = AlertService(
-        core.db, core.city, core.svc.i18n, kel_map=kelurahan_map(core.city, None), clock=core.clock
-    )
+    core.svc.alerts = build_alerts(core.db, core.city, core.svc.i18n).broadcasts
     core.svc.hooks.on_report_created.append(subscription.offer_after_report)
     return core
 

@@ -13,14 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import shapely
 from geopy.distance import geodesic
 from shapely.geometry import Point, shape
 from shapely.geometry import Polygon as ShapelyPolygon
 from shapely.geometry.base import BaseGeometry
 
+if TYPE_CHECKING:
+    from bot.city import CityProfile
+
 LatLon = tuple[float, float]
+KelMap = dict[str, BaseGeometry | LatLon]
 CIRCLE_SEGMENTS = 72
 
 
@@ -252,4 +257,13 @@ def kelurahan_shapes(
         code = (feature.get("properties") or {}).get(code_key)
         if code and feature.get("geometry"):
             out[str(code)] = shape(feature["geometry"])
+    return out
+
+
+def kelurahan_map(city: CityProfile, polygons: Mapping[str, str] | None) -> KelMap:
+    """Code → polygon (lon/lat) where imported, else → centroid (lat, lon)."""
+    out: KelMap = {k.code: k.centroid for k in city.kelurahan}
+    for code, text in (polygons or {}).items():
+        if code in out:
+            out[code] = shapely.from_geojson(text)
     return out

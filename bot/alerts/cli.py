@@ -56,7 +56,7 @@ def parse_at(raw: str, tz: str) -> datetime:
 
 
 def _context():  # type: ignore[no-untyped-def]
-    from bot.alerts.wiring import build_alert_service
+    from bot.alerts.wiring import alerts_from_settings
     from bot.city import load_city
     from bot.cli import settings_or_exit
     from bot.i18n import I18n
@@ -66,8 +66,8 @@ def _context():  # type: ignore[no-untyped-def]
     upgrade(settings.database_url)
     db = Database(settings.database_url)
     city = load_city(settings.city, settings.cities_dir)
-    service = build_alert_service(settings, db, I18n(settings.default_locale), city)
-    return settings, db, city, service
+    alerts = alerts_from_settings(settings, db, I18n(settings.default_locale), city)
+    return settings, db, city, alerts.broadcasts
 
 
 @broadcast_app.command("send")
@@ -84,7 +84,7 @@ def send(
     follow: bool = typer.Option(False, "--follow", help="Show progress until it is sent"),
 ) -> None:
     """Queue a broadcast (the running bot sends it)."""
-    settings, db, city, service = _context()
+    settings, db, city, broadcasts = _context()
     if text.startswith("@"):
         text = Path(text[1:]).read_text(encoding="utf-8")
     text = text.strip()
@@ -116,19 +116,19 @@ def send(
             )
         except (OSError, MediaError) as exc:
             _fail(f"cannot use {photo}: {exc}")
-    with db.session() as s:
-        n = service.count_recipients(AlertRepo(s), audience)
-    typer.echo(f"to: {service.describe_audience(audience, lambda m: m)} — {n} recipients now")
+    with db.unit() as uow:
+        n = broadcasts.count_recipients(AlertRepo(uow), audience)
+    typer.echo(f"to: {broadcasts.describe_audience(audience, lambda m: m)} — {n} recipients now")
     if not yes and not typer.confirm("send?"):
         raise typer.Exit(1)
-    with db.session() as s:
-        arepo = AlertRepo(s)
+    with db.unit() as uow:
+        arepo = AlertRepo(uow)
         if warning:
-            bc = service.new_warning(
+            bc = broadcasts.new_warning(
                 arepo, source="admin", level=warning, audience=audience, texts={"*": text}
             )
         else:
-            bc = service.new_broadcast(
+            bc = broadcasts.new_broadcast(
                 arepo, source="admin", audience=audience, texts={"*": text}, photo=media,
                 scheduled_at=when, kind=KIND_ANNOUNCEMENT,
             )  # fmt: skip
@@ -151,8 +151,8 @@ def _follow(db, bid: int, timeout: float = 24 * 3600) -> None:  # type: ignore[n
         task = bar.add_task("send", total=None, bid=bid, state="", failed=0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with db.session() as s:
-                arepo = AlertRepo(s)
+            with db.unit() as uow:
+                arepo = AlertRepo(uow)
                 bc = arepo.broadcast(bid)
                 counts = arepo.broadcast_counts(bid)
             assert bc is not None
@@ -172,9 +172,9 @@ def _follow(db, bid: int, timeout: float = 24 * 3600) -> None:  # type: ignore[n
 @broadcast_app.command("status")
 def status(broadcast_id: int = typer.Argument(None)) -> None:
     """Progress of recent broadcasts (or one)."""
-    _settings, db, _city, _service = _context()
-    with db.session() as s:
-        arepo = AlertRepo(s)
+    _settings, db, _city, _broadcasts = _context()
+    with db.unit() as uow:
+        arepo = AlertRepo(uow)
         rows = [arepo.broadcast(broadcast_id)] if broadcast_id else arepo.recent_broadcasts(10)
         for bc in rows:
             if bc is None or bc.id is None:
@@ -192,9 +192,8 @@ def status(broadcast_id: int = typer.Argument(None)) -> None:
 @broadcast_app.command("cancel")
 def cancel(broadcast_id: int) -> None:
     """Stop a broadcast: queued messages are cancelled, a schedule is dropped."""
-    _settings, db, _city, _service = _context()
-    with db.session() as s:
-        n = AlertRepo(s).cancel_broadcast(broadcast_id)
+    _settings, _db, _city, broadcasts = _context()
+    n = broadcasts.cancel(broadcast_id)
     if n is None:
         _fail(f"broadcast #{broadcast_id} not found or already ended")
     typer.echo(f"broadcast #{broadcast_id} cancelled; {n} queued messages dropped")

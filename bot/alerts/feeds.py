@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import aiohttp
@@ -22,9 +23,11 @@ from bot.alerts.bmkg import (
     rules_from_config,
 )
 from bot.alerts.cap import CapError, parse_cap
-from bot.alerts.service import AlertService
+from bot.alerts.sources import WarningSources
+from bot.alerts.texts import city_short_name
+from bot.city import CityProfile
 from storage.alert_repo import AlertRepo
-from storage.db import utcnow
+from storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,10 @@ MAX_BODY = 1_000_000
 class BmkgWatcher:
     def __init__(
         self,
-        service: AlertService,
+        db: Database,
+        city: CityProfile,
+        sources: WarningSources,
+        wake: Callable[[], None],
         *,
         autogempa_url: str | None,
         nowcast_rss_url: str | None,
@@ -42,19 +48,22 @@ class BmkgWatcher:
         max_age: timedelta = timedelta(hours=1),
         max_per_minute: float = 60.0,
     ) -> None:
-        self.service = service
+        self.db = db
+        self.city = city
+        self.sources = sources
+        self.wake = wake
         self.autogempa_url = autogempa_url
         self.nowcast_rss_url = nowcast_rss_url
         self.poll_seconds = max(poll_seconds, 1.0)
         self.limiter = RateLimiter(max_per_minute)
-        self.rules = rules_from_config(service.city.quake_rules)
+        self.rules = rules_from_config(city.quake_rules)
         self.max_age = max_age
         self.poller: BmkgPoller | None = None
         self.nowcast_failures = 0
 
     def _seen(self) -> list[str]:
-        with self.service.db.session() as s:
-            return AlertRepo(s).processed_keys("bmkg_quake")
+        with self.db.unit() as uow:
+            return AlertRepo(uow).processed_keys("bmkg_quake")
 
     async def _get(self, http: aiohttp.ClientSession, url: str) -> bytes:
         await self.limiter.wait()
@@ -78,25 +87,25 @@ class BmkgWatcher:
             log.warning("bmkg: autogempa fetch failed: %s", exc)
             return []
         started = []
-        city = self.service.city.city
+        city = self.city.city
         center = ((city.bbox[1] + city.bbox[3]) / 2, (city.bbox[0] + city.bbox[2]) / 2)
-        for quake in self.poller.feed(body, now=utcnow()):
-            rel = quake_relevance(quake, center, self.rules, [self.service.city_short_name()])
+        for quake in self.poller.feed(body, now=self.db.clock()):
+            rel = quake_relevance(quake, center, self.rules, [city_short_name(self.city)])
             if rel is None:
                 log.info("bmkg: quake %s M%.1f not relevant here", quake.event_id, quake.magnitude)
                 await asyncio.to_thread(self._remember, quake.event_id)
                 continue
-            bid = await asyncio.to_thread(self.service.quake_warning, quake, rel)
+            bid = await asyncio.to_thread(self.sources.quake_warning, quake, rel)
             if bid is not None:
                 log.warning("bmkg: quake %s → warning broadcast %s", quake.event_id, bid)
                 started.append(bid)
         if started:
-            self.service.wake()
+            self.wake()
         return started
 
     def _remember(self, event_id: str) -> None:
-        with self.service.db.session() as s:
-            AlertRepo(s).mark_processed("bmkg_quake", event_id)
+        with self.db.unit() as uow:
+            AlertRepo(uow).mark_processed("bmkg_quake", event_id)
 
     async def poll_nowcast(self, http: aiohttp.ClientSession) -> list[int]:
         """One poll of the nowcast RSS; new alerts for our province are fetched as CAP."""
@@ -108,7 +117,7 @@ class BmkgWatcher:
             self.nowcast_failures += 1
             log.warning("bmkg: nowcast RSS failed: %s", exc)
             return []
-        province = self.service.city.city.province.lower()
+        province = self.city.city.province.lower()
         started = []
         for item in items:
             key = item.identifier or item.link or item.title
@@ -121,22 +130,22 @@ class BmkgWatcher:
             except (CapError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 log.warning("bmkg: nowcast CAP %s failed: %s", item.cap_url, exc)
                 continue
-            bid, note = await asyncio.to_thread(self.service.ingest_cap, alert, "bmkg_cap")
+            bid, note = await asyncio.to_thread(self.sources.ingest_cap, alert, "bmkg_cap")
             await asyncio.to_thread(self._mark_rss, key)
             log.info("bmkg: nowcast %s: %s", key, note)
             if bid is not None:
                 started.append(bid)
         if started:
-            self.service.wake()
+            self.wake()
         return started
 
     def _processed(self, key: str) -> bool:
-        with self.service.db.session() as s:
-            return AlertRepo(s).is_processed("bmkg_rss", key[:160])
+        with self.db.unit() as uow:
+            return AlertRepo(uow).is_processed("bmkg_rss", key[:160])
 
     def _mark_rss(self, key: str) -> None:
-        with self.service.db.session() as s:
-            AlertRepo(s).mark_processed("bmkg_rss", key[:160])
+        with self.db.unit() as uow:
+            AlertRepo(uow).mark_processed("bmkg_rss", key[:160])
 
     async def run(self, stop: asyncio.Event) -> None:
         if not (self.autogempa_url or self.nowcast_rss_url):

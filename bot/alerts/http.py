@@ -17,9 +17,11 @@ from collections.abc import Callable
 from aiohttp import web
 
 from bot.alerts.cap import AtomEntry, CapError, build_atom, parse_cap
-from bot.alerts.service import AlertService
+from bot.alerts.sensors import Sensors
+from bot.alerts.sources import WarningSources
+from bot.city import CityProfile
 from storage.alert_repo import AlertRepo
-from storage.db import utcnow
+from storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +44,22 @@ async def _body(request: web.Request, limit: int) -> bytes | None:
 
 
 def alert_routes(
-    service: AlertService, cap_api_key: str | None, base_url: Callable[[web.Request], str]
+    db: Database,
+    city: CityProfile,
+    sensors: Sensors,
+    sources: WarningSources,
+    wake: Callable[[], None],
+    *,
+    cap_api_key: str | None,
+    base_url: Callable[[web.Request], str],
 ) -> Callable[[web.Application], None]:
-    """A route installer for `App.route_installers`."""
+    """A route installer for `App.route_installers`; `wake` starts the fan-out of a new warning."""
 
     async def reading(request: web.Request) -> web.Response:
         sensor_id = request.match_info["sensor_id"]
-        if sensor_id not in service.sensors:
+        if sensor_id not in sensors.configs:
             return web.json_response({"error": "unknown sensor"}, status=404)
-        if not service.check_token(sensor_id, _token(request)):
+        if not sensors.check_token(sensor_id, _token(request)):
             return web.json_response({"error": "bad or missing sensor token"}, status=401)
         body = await _body(request, MAX_READING_BYTES)
         if body is None:
@@ -59,9 +68,9 @@ def alert_routes(
             payload: object = json.loads(body)
         except ValueError:
             payload = None  # rejected as bad_payload (and logged) by the validation
-        result = await asyncio.to_thread(service.ingest_reading, sensor_id, payload)
+        result = await asyncio.to_thread(sensors.ingest_reading, sensor_id, payload)
         if result.broadcast_id is not None:
-            service.wake()
+            wake()
         if not result.accepted:
             return web.json_response(
                 {"accepted": False, "reason": result.reason, "level": result.level}, status=422
@@ -89,46 +98,42 @@ def alert_routes(
         except CapError as exc:
             log.warning("CAP in: refused: %s", exc)
             return web.json_response({"error": str(exc)}, status=400)
-        bid, note = await asyncio.to_thread(service.ingest_cap, alert, "cap")
+        bid, note = await asyncio.to_thread(sources.ingest_cap, alert, "cap")
         if bid is not None:
-            service.wake()
+            wake()
         log.info("CAP in: %s from %s: %s", alert.identifier, alert.sender, note)
         return web.json_response(
             {"identifier": alert.identifier, "broadcast_id": bid, "note": note},
             status=201 if bid is not None else 200,
         )
 
-    def _warnings(limit: int) -> list[tuple[int, str, str | None, object]]:
-        with service.db.session() as s:
+    def _entries(base: str, limit: int) -> list[AtomEntry]:
+        with db.unit() as uow:
             return [
-                (w.id or 0, w.headline, w.summary, w.sent_at)
-                for w in AlertRepo(s).published_warnings(limit)
+                AtomEntry(
+                    id=f"{base}/warnings/{w.id}.xml",
+                    title=w.headline,
+                    updated=w.sent_at,
+                    cap_url=f"{base}/warnings/{w.id}.xml",
+                    summary=w.summary,
+                )
+                for w in AlertRepo(uow).published_warnings(limit)
             ]
 
     async def feed(request: web.Request) -> web.Response:
         base = base_url(request)
-        rows = await asyncio.to_thread(_warnings, 50)
-        entries = [
-            AtomEntry(
-                id=f"{base}/warnings/{wid}.xml",
-                title=headline,
-                updated=sent,  # type: ignore[arg-type]
-                cap_url=f"{base}/warnings/{wid}.xml",
-                summary=summary,
-            )
-            for wid, headline, summary, sent in rows
-        ]
+        entries = await asyncio.to_thread(_entries, base, 50)
         body = build_atom(
-            f"Lapor Warga {service.city.city.name}",
+            f"Lapor Warga {city.city.name}",
             f"{base}/warnings/feed.atom",
             entries,
-            updated=None if entries else utcnow(),
+            updated=None if entries else db.clock(),
         )
         return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
 
     def _cap(warning_id: int) -> str | None:
-        with service.db.session() as s:
-            row = AlertRepo(s).published_warning(warning_id)
+        with db.unit() as uow:
+            row = AlertRepo(uow).published_warning(warning_id)
             return row.cap_xml if row else None
 
     async def cap_out(request: web.Request) -> web.Response:

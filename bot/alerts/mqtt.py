@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import aiomqtt
 
-from bot.alerts.service import AlertService
+from bot.alerts.sensors import Sensors
 from bot.runtime import retry_delay
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,11 @@ def broker(url: str) -> tuple[str, int, str | None, str | None]:
 
 
 class MqttReadings:
-    def __init__(self, service: AlertService, url: str) -> None:
-        self.service = service
+    def __init__(self, sensors: Sensors, wake: Callable[[], None], url: str) -> None:
+        self.sensors = sensors
+        self.wake = wake
         self.url = url
-        self.topics = {
-            (cfg.topic or f"lapor/sensors/{cfg.id}"): cfg.id for cfg in service.sensors.values()
-        }
+        self.topics = sensors.topics()
         self.connected = asyncio.Event()
         self.received = 0
 
@@ -47,9 +47,9 @@ class MqttReadings:
             payload: object = json.loads(raw)
         except ValueError:
             payload = None
-        result = await asyncio.to_thread(self.service.ingest_reading, sensor_id, payload)
+        result = await asyncio.to_thread(self.sensors.ingest_reading, sensor_id, payload)
         if result.broadcast_id is not None:
-            self.service.wake()
+            self.wake()
 
     async def run(self, stop: asyncio.Event) -> None:
         if not self.topics:
