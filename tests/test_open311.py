@@ -1,6 +1,6 @@
 """Open311 GeoReport v2: listing, filters, privacy, XML, POST through the citizen flow, keys.
 
-Runs the real aiohttp routes (bot.open311) in process against SQLite and PostgreSQL.
+Runs the real aiohttp routes (bot.open311.routes) in process against SQLite and PostgreSQL.
 `seed_reports` is also used by the web and schema tests and by bench/api.py.
 """
 
