@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.alerts.cap import AtomEntry, CapError, build_atom, parse_cap
 from bot.alerts.service import AlertService
+from bot.http import parse_int, read_body
 from storage.alert_repo import AlertRepo
 from storage.db import utcnow
 
@@ -35,10 +36,11 @@ def _token(request: web.Request) -> str:
 
 
 async def _body(request: web.Request, limit: int) -> bytes | None:
-    if request.content_length and request.content_length > limit:
+    """The whole body, or None past `limit` bytes (answered 413 in this API's JSON)."""
+    try:
+        return await read_body(request, limit)
+    except web.HTTPRequestEntityTooLarge:
         return None
-    body = await request.content.read(limit + 1)
-    return None if len(body) > limit else body
 
 
 def alert_routes(
@@ -132,10 +134,10 @@ def alert_routes(
             return row.cap_xml if row else None
 
     async def cap_out(request: web.Request) -> web.Response:
-        raw = request.match_info["warning_id"]
-        if not raw.isdigit():
+        warning_id = parse_int(request.match_info["warning_id"])
+        if warning_id is None:
             raise web.HTTPNotFound()
-        xml = await asyncio.to_thread(_cap, int(raw))
+        xml = await asyncio.to_thread(_cap, warning_id)
         if xml is None:
             raise web.HTTPNotFound()
         return web.Response(text=xml, content_type="application/cap+xml", charset="utf-8")

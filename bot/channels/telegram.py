@@ -44,6 +44,7 @@ from aiohttp import ClientError, web
 
 from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
 from bot.config import Settings
+from bot.http import read_body
 from bot.media import MediaError, MediaStore
 from bot.runtime import retry_delay
 from handlers.events import MAX_TEXT, Choice, Inbound, Reply
@@ -404,12 +405,8 @@ class TelegramChannel:
             given.encode(), secret.get_secret_value().encode()
         ):
             return web.Response(status=401, text="unauthorized")
-        if request.content_length and request.content_length > MAX_BODY:
-            return web.Response(status=413, text="too large")
+        body = await read_body(request, MAX_BODY)
         try:
-            body = await request.content.read(MAX_BODY + 1)
-            if len(body) > MAX_BODY:
-                return web.Response(status=413, text="too large")
             data = json.loads(body)
             update = Update.model_validate(data)
         except Exception:

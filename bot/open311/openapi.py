@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.open311.params import MAX_PAGE
+from bot.open311.params import MAX_FORM, MAX_PAGE
 from bot.open311.render import PREFIX
 from storage.models import STATUSES
 
@@ -137,7 +137,11 @@ def openapi_document(city: Any, max_page_size: int = 500) -> dict[str, Any]:
             ("400", "bad input"),
             ("403", "bad or missing API key"),
             ("404", "not found"),
-            ("413", "body too large"),
+            (
+                "413",
+                f"body larger than {MAX_FORM // 2**20} MB "
+                "(a multipart photo may add MAX_PHOTO_BYTES)",
+            ),
         )
     }
 

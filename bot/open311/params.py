@@ -10,11 +10,14 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 from xml.etree import ElementTree as ET
 
 from aiohttp import BodyPartReader, web
+from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 
+from bot.http import parse_int, read_body
 from storage.api_repo import ReportQuery
 from storage.models import (
     OPEN_STATUSES,
@@ -26,7 +29,7 @@ from storage.models import (
 MAX_PAGE = 10_000
 MAX_LIST = 100  # items in one comma-separated filter
 MAX_PARAM = 2000  # characters in one parameter
-MAX_BODY = 12 * 1024 * 1024
+MAX_FORM = 2 * 1024 * 1024  # a form, JSON or XML body; a multipart photo may add MAX_PHOTO_BYTES
 DEFAULT_WINDOW = timedelta(days=90)  # the spec's default period without dates
 CODE_RE = re.compile(r"^[A-Za-z0-9-]{1,24}$")
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -66,12 +69,9 @@ def _int(params: Any, name: str, default: int, lo: int, hi: int) -> int:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
-    raw = _clean(str(raw), name)
-    if not re.fullmatch(r"\d{1,9}", raw):
+    value = parse_int(_clean(str(raw), name), lo, hi)
+    if value is None:
         raise Open311Error(400, f"{name}: must be a whole number from {lo} to {hi}")
-    value = int(raw)
-    if not lo <= value <= hi:
-        raise Open311Error(400, f"{name}: must be from {lo} to {hi}")
     return value
 
 
@@ -158,46 +158,87 @@ def report_query(params: Any, now: datetime, max_page_size: int) -> ReportQuery:
 
 
 # --- POST requests: the body and the new report's fields ---------------------------------------
+JSON_TYPES = ("application/json", "text/json")
+XML_TYPES = ("application/xml", "text/xml")
+FORM_TYPES = ("application/x-www-form-urlencoded", "application/octet-stream")  # no type: a form
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.3g} MB"
+
+
 async def read_fields(request: web.Request, max_media: int) -> tuple[dict[str, str], bytes | None]:
-    """Form (urlencoded or multipart with a `media` file), JSON or XML body → fields."""
-    if request.content_length and request.content_length > MAX_BODY:
-        raise Open311Error(413, "request body too large")
+    """Form (urlencoded or multipart with a `media` file), JSON or XML body → fields, read
+    whole: 413 past `MAX_FORM` (plus `max_media` for a multipart photo)."""
     ctype = request.content_type
+    if ctype == "multipart/form-data":
+        return await _multipart(request, max_media)
+    try:
+        body = await read_body(request, MAX_FORM)
+    except web.HTTPRequestEntityTooLarge:
+        raise Open311Error(413, f"request body too large (at most {_mb(MAX_FORM)})") from None
+    if ctype in JSON_TYPES:
+        try:
+            data = json.loads(body or b"null")
+        except ValueError:
+            raise Open311Error(400, "body: not valid JSON") from None
+        if not isinstance(data, dict):
+            raise Open311Error(400, "body: a JSON object is expected")
+        return {str(k): _scalar(v, str(k)) for k, v in data.items()}, None
+    if ctype in XML_TYPES:
+        try:
+            root = SafeET.fromstring(body)
+        except DefusedXmlException:
+            raise Open311Error(400, "body: XML with a DTD or entities is not accepted") from None
+        except ET.ParseError:
+            raise Open311Error(400, "body: not well-formed XML") from None
+        return {child.tag: (child.text or "") for child in root}, None
+    if ctype in FORM_TYPES:
+        try:
+            text = body.decode(request.charset or "utf-8")
+            pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+        except (UnicodeDecodeError, LookupError):
+            raise Open311Error(400, "body: the form is not UTF-8 text") from None
+        return dict(pairs), None
+    raise Open311Error(400, "body: send a form, JSON or XML (see openapi.json)")
+
+
+async def _multipart(request: web.Request, max_media: int) -> tuple[dict[str, str], bytes | None]:
+    cap = MAX_FORM + max_media
+    if request.content_length is not None and request.content_length > cap:
+        raise Open311Error(413, f"request body too large (at most {_mb(cap)})")
     fields: dict[str, str] = {}
     media: bytes | None = None
+    budget = MAX_FORM  # for all the fields together
     try:
-        if ctype == "multipart/form-data":
-            reader = await request.multipart()
-            while True:
-                part = await reader.next()
-                if part is None:
-                    break
-                if not isinstance(part, BodyPartReader) or not part.name:
-                    continue
-                if part.name == "media" and part.filename:
-                    media = await part.read(decode=False)
-                    if len(media) > max_media:
-                        raise Open311Error(400, "media: photo too large")
-                else:
-                    fields[part.name] = (await part.read(decode=True)).decode("utf-8")
-        elif ctype in ("application/json", "text/json"):
-            data = json.loads(await request.read() or b"null")
-            if not isinstance(data, dict):
-                raise Open311Error(400, "body: a JSON object is expected")
-            fields = {str(k): _scalar(v, str(k)) for k, v in data.items()}
-        elif ctype in ("application/xml", "text/xml"):
-            root = SafeET.fromstring(await request.read())
-            fields = {child.tag: (child.text or "") for child in root}
-        else:
-            form = await request.post()
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    except Open311Error:
-        raise
-    except (ValueError, UnicodeDecodeError, ET.ParseError) as exc:
-        raise Open311Error(400, f"body: could not be read ({type(exc).__name__})") from None
-    except Exception as exc:  # defusedxml refusals, broken multipart
-        raise Open311Error(400, f"body: could not be read ({type(exc).__name__})") from None
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or not part.name:
+                continue
+            if part.name == "media" and part.filename:
+                media = await _part(
+                    part, max_media, f"media: photo too large (at most {_mb(max_media)})"
+                )
+                continue
+            raw = part.decode(
+                await _part(part, budget, f"request body too large (at most {_mb(cap)})")
+            )
+            budget -= len(raw)
+            fields[part.name] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Open311Error(400, "body: form fields must be UTF-8 text") from None
+    except (ValueError, AssertionError, RuntimeError):  # what aiohttp raises for broken parts
+        raise Open311Error(400, "body: not a well-formed multipart form") from None
     return fields, media
+
+
+async def _part(part: BodyPartReader, limit: int, too_large: str) -> bytes:
+    data = bytearray()
+    while chunk := await part.read_chunk():
+        data += chunk
+        if len(data) > limit:
+            raise Open311Error(413, too_large)
+    return bytes(data)
 
 
 def draft(p: dict[str, str], city: Any, areas: Any) -> dict[str, Any]:

@@ -59,6 +59,10 @@ from storage.repo import IdentityView, PersonView, Repo
 log = logging.getLogger(__name__)
 
 CHANNEL = "open311"  # Report.channel of reports created through the API
+MEDIA_REFUSED = {
+    "too_large": "media: the photo has too many pixels",
+    "bad_type": "media: not a JPEG, PNG or WebP photo",
+}
 
 
 class Open311:
@@ -231,7 +235,9 @@ class Open311:
             try:
                 ref = await asyncio.to_thread(self.media.store_image, media)
             except MediaError as exc:
-                raise Open311Error(400, f"media: not a usable photo ({exc.code})") from None
+                raise Open311Error(
+                    400, MEDIA_REFUSED.get(exc.code, MEDIA_REFUSED["bad_type"])
+                ) from None
         account = str(params.get("account_id") or "")[:100]
         report, outs = await asyncio.to_thread(self._create, caller.key.name, account, new, ref)
         if outs:
