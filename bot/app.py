@@ -62,11 +62,11 @@ class App:
 
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
         self.settings = settings
+        self.city = load_city(settings.city, settings.cities_dir)  # a bad CITY migrates nothing
         if migrate:
             upgrade(settings.database_url)
         self.db = Database(settings.database_url)
         self.i18n = I18n(settings.default_locale)
-        self.city = load_city(settings.city, settings.cities_dir)
         self.media = MediaStore(settings.media_dir, settings.max_photo_bytes)
         self.services = build_services(settings, self.db, self.i18n, self.city)
         self.registry: Registry = build_registry()

@@ -48,6 +48,15 @@ def setup_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
+def database_problem(url: str, exc: Exception) -> str:
+    """One line: which database (password hidden) and the driver's first line of why."""
+    from sqlalchemy.engine import make_url
+
+    why = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    shown = make_url(url).render_as_string(hide_password=True)
+    return f"cannot use the database at {shown}: {why[0] if why else type(exc).__name__}"
+
+
 NO_CHANNEL = """no chat channel is configured and DEMO_ENABLED=false, so there is nothing to run.
 Unset DEMO_ENABLED to try the web demo chat, or set at least one of:
   TELEGRAM_BOT_TOKEN=123456:ABC...   (from @BotFather on Telegram; see README.md)
@@ -61,10 +70,19 @@ def run() -> None:
     """Run the bot: channels, HTTP server, scheduler and outbox sender, in one process."""
     settings = settings_or_exit()
     setup_logging(settings.log_level)
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
     from bot.app import App
+    from bot.city import CityProfileError
 
     try:
         application = App(settings)
+    except CityProfileError as exc:
+        fail(f"setting CITY: {exc}")
+        return
+    except (OperationalError, InterfaceError) as exc:  # down, refusing us, or no such file
+        fail(f"setting DATABASE_URL: {database_problem(settings.database_url, exc)}")
+        return
     except (SettingsError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
         return
