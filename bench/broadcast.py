@@ -209,7 +209,7 @@ async def sensor_latency(tmp: Path, trials: int = 5) -> list[float]:
     chats = seed(db, 20, first_chat=2_000_000)
     city = load_city("samarinda")
     api = FakeProc(30, 1)
-    bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
+    bot = Bot(api.token, session=JsonSession(api=TelegramAPIServer.from_base(api.base_url)))
     out = []
     try:
         transport = TelegramTransport(bot, MediaStore(tmp / "media", 10_000_000), RateLimits(30, 1))
@@ -244,6 +244,8 @@ async def sensor_latency(tmp: Path, trials: int = 5) -> list[float]:
                 async with client.post(post, json=body) as r:
                     assert r.status == 202, await r.text()
                 while await asyncio.to_thread(lambda: api.stats()["sent_total"]) == before:
+                    if time.monotonic() - t0 > 30:
+                        raise RuntimeError("no warning reached the fake Bot API in 30 s")
                     await asyncio.sleep(0.002)
                 out.append(time.monotonic() - t0)
                 # let this warning drain (per-chat pacing) before the next trial
