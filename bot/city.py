@@ -129,7 +129,7 @@ class SensorMessage(_Model):
 
 
 class SensorConfig(_Model):
-    """A water-level sensor (issue 5): thresholds in raw units with their source and date."""
+    """A water-level sensor: thresholds in raw units with their source and date."""
 
     id: str = Field(pattern=KEY_RE.pattern)
     name: str = Field(min_length=1)

@@ -266,7 +266,7 @@ def admin_add(
     typer.echo(f"person {person_id} is now an admin")
 
 
-# --- officers (issue 3) ----------------------------------------------------------------------
+# --- officers ------------------------------------------------------------------------------------
 officer_app = typer.Typer(help="OPD officers and heads.", no_args_is_help=True)
 app.add_typer(officer_app, name="officer")
 
@@ -357,12 +357,12 @@ def officer_remove(
     typer.echo(f"person {pid} is no longer {staff.role} of {staff.opd}")
 
 
-from bot.alerts.cli import broadcast_app  # noqa: E402  (issue 5)
+from bot.alerts.cli import broadcast_app  # noqa: E402
 
 app.add_typer(broadcast_app, name="broadcast")
 
 
-# --- API keys for other city apps (issue 6) ---------------------------------------------------
+# --- API keys for other city apps ---------------------------------------------------------------
 apikey_app = typer.Typer(help="Open311 API keys for other city apps.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 

@@ -624,6 +624,7 @@ async def test_post_past_2_mb_is_413_as_documented(
         ({"description": "abc"}, "description"),
         ({"lat": "1.0", "long": "100.0"}, "outside"),
         ({"lat": "nan", "long": "119.8"}, "lat"),
+        ({"lat": "-\u0660.\u0668\u0668\u0669", "long": "119.8658"}, "lat"),  # Arabic-Indic digits
         ({"long": None}, "both"),
         ({"lat": "", "long": "", "address_string": "zzzzqqqq"}, "address_string"),
         ({"lat": "", "long": "", "address_id": "99.99.99.9999"}, "address_id"),

@@ -98,8 +98,11 @@ def parse_datetime(raw: str, name: str) -> datetime:
 
 
 def _float(raw: Any, name: str, lo: float, hi: float) -> float:
+    text = _clean(str(raw), name)
     try:
-        value = float(_clean(str(raw), name))
+        if not text.isascii() or "_" in text:  # float() also takes "١٢" and "1_0"
+            raise ValueError(text)
+        value = float(text)
     except ValueError:
         raise Open311Error(400, f"{name}: not a number") from None
     if not math.isfinite(value) or not lo <= value <= hi:

@@ -10,13 +10,14 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from aiohttp import web
 
 from bot.open311.params import aware
+from bot.sla import WorkCalendar, deadlines
 from storage.api_models import ApiKey
 from storage.api_repo import ReportRow
 from storage.models import (
@@ -52,22 +53,14 @@ class Caller:
 # --- SLA deadline ------------------------------------------------------------------------------
 def default_deadline(city: Any) -> DeadlineFn:
     """Resolution deadline: response + resolution working days of the category (3 + 5 by the
-    profile's defaults), on Indonesian working days when `bot.sla` is there, else calendar
-    days. Used when the officers' module keeps no deadline for a report."""
-    try:
-        from bot.sla import WorkCalendar, deadlines
-    except ImportError:  # pragma: no cover - bot.sla is optional
-        cal = None
-    else:
-        cal = WorkCalendar(city.city.timezone)
+    profile's defaults) on Indonesian working days. Used for a report whose deadline the
+    officers' module does not track."""
+    cal = WorkCalendar(city.city.timezone)
 
     @functools.lru_cache(maxsize=65_536)
     def due(category: str, created_at: datetime) -> datetime:
         response, resolution = city.sla_for(category)
-        start = aware(created_at)
-        if cal is None:
-            return start + timedelta(days=response + resolution)
-        return deadlines(cal, start, response, resolution).resolution_due
+        return deadlines(cal, aware(created_at), response, resolution).resolution_due
 
     def deadline(report: Report) -> datetime | None:
         return due(report.category, report.created_at)

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.http import parse_int
 from bot.web.data import dashboard, map_point
 from bot.web.pages import STATIC, Pages, json_script
 from bot.web.warnings import WarningsProvider
@@ -199,10 +200,9 @@ class PublicWeb:
         opd = _choice(q.get("opd"), {o.code for o in city.opds}, "opd")
         kec = _choice(q.get("kecamatan"), {k.code for k in city.kecamatan}, "kecamatan")
         status = _choice(q.get("status"), set(STATUSES), "status")
-        days_raw = q.get("days") or "0"
-        if days_raw not in {"0", *(str(d) for d in PERIODS)}:
+        days = parse_int(q.get("days") or "0")
+        if days is None or days not in {0, *PERIODS}:
             raise web.HTTPBadRequest(text="days: use 0, 7, 30, 90 or 365")
-        days = int(days_raw)
         start = self.svc.clock() - timedelta(days=days) if days else None
         return (
             ReportQuery(
