@@ -245,6 +245,8 @@ async def sensor_latency(tmp: Path, trials: int = 5) -> list[float]:
                 async with client.post(post, json=body) as r:
                     assert r.status == 202, await r.text()
                 while await asyncio.to_thread(lambda: api.stats()["sent_total"]) == before:
+                    if time.monotonic() - t0 > 30:
+                        raise RuntimeError("no warning reached the fake Bot API in 30 s")
                     await asyncio.sleep(0.002)
                 out.append(time.monotonic() - t0)
                 # let this warning drain (per-chat pacing) before the next trial

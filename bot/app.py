@@ -71,12 +71,12 @@ class App:
 
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
         self.settings = settings
+        self.city = load_city(settings.city, settings.cities_dir)  # a bad CITY migrates nothing
         self.clock: Clock = utcnow  # the one clock: storage, core, sender, alerts
         if migrate:
             upgrade(settings.database_url)
         self.db = Database(settings.database_url, clock=self.clock)
         self.i18n = I18n(settings.default_locale)
-        self.city = load_city(settings.city, settings.cities_dir)
         self.media = MediaStore(settings.media_dir, settings.max_photo_bytes)
         self.services = build_services(settings, self.db, self.i18n, self.city, self.clock)
         geocoder = build_geocoder(settings, self.city)

@@ -129,7 +129,7 @@ class SensorMessage(_Model):
 
 
 class SensorConfig(_Model):
-    """A water-level sensor (issue 5): thresholds in raw units with their source and date."""
+    """A water-level sensor: thresholds in raw units with their source and date."""
 
     id: str = Field(pattern=KEY_RE.pattern)
     name: str = Field(min_length=1)
@@ -247,15 +247,23 @@ def parse_city(text: str, source: str = "<string>") -> CityProfile:
         raise CityProfileError(f"{source}: {_loc(err['loc'])}: {err['msg']}{more}") from None
 
 
+def _known(folder: Path) -> str:
+    names = sorted(p.stem for p in folder.glob("*.toml"))
+    return f"there are: {', '.join(names)}" if names else f"there are none in {folder}"
+
+
 def load_city(key: str, cities_dir: Path | None = None, *, check: bool = True) -> CityProfile:
     """Load `cities/<key>.toml`.  With `check` (default) cross-reference problems also fail."""
+    folder = cities_dir or CITIES_DIR
+    path = folder / f"{key}.toml"
     if not KEY_RE.match(key):
-        raise CityProfileError(f"bad city key {key!r} (lower-case letters, digits, _)")
-    path = (cities_dir or CITIES_DIR) / f"{key}.toml"
+        raise CityProfileError(
+            f"bad city key {key!r} (lower-case letters, digits, _); {_known(folder)}"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise CityProfileError(f"{path}: city profile not found") from None
+        raise CityProfileError(f"{path}: city profile not found; {_known(folder)}") from None
     profile = parse_city(text, str(path))
     if profile.city.key != key:
         raise CityProfileError(f"{path}: city.key: is {profile.city.key!r}, expected {key!r}")

@@ -62,11 +62,21 @@ def run() -> None:
     settings = settings_or_exit()
     setup_logging(settings.log_level)
     from bot.app import App
+    from bot.city import CityProfileError
+    from storage.db import describe_failure, is_outage
 
     try:
         application = App(settings)
+    except CityProfileError as exc:
+        fail(f"setting CITY: {exc}")
+        return
     except (SettingsError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
+        return
+    except Exception as exc:
+        if not is_outage(exc):  # down, refusing us, or no such file
+            raise
+        fail(f"setting DATABASE_URL: {describe_failure(settings.database_url, exc)}")
         return
     if not application.channels:
         fail(NO_CHANNEL)
@@ -248,7 +258,7 @@ def admin_add(
     typer.echo(f"person {person_id} is now an admin")
 
 
-# --- officers (issue 3) ----------------------------------------------------------------------
+# --- officers ------------------------------------------------------------------------------------
 officer_app = typer.Typer(help="OPD officers and heads.", no_args_is_help=True)
 app.add_typer(officer_app, name="officer")
 
@@ -339,12 +349,12 @@ def officer_remove(
     typer.echo(f"person {pid} is no longer {staff.role} of {staff.opd}")
 
 
-from bot.alerts.cli import broadcast_app  # noqa: E402  (issue 5)
+from bot.alerts.cli import broadcast_app  # noqa: E402
 
 app.add_typer(broadcast_app, name="broadcast")
 
 
-# --- API keys for other city apps (issue 6) ---------------------------------------------------
+# --- API keys for other city apps ---------------------------------------------------------------
 apikey_app = typer.Typer(help="Open311 API keys for other city apps.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 

@@ -7,10 +7,28 @@ Secrets are `SecretStr`, so they never show up in logs or reprs.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
+
+from storage.db import url_backend
+
+URL_SETTINGS = (
+    "telegram_api_base",
+    "telegram_webhook_url",
+    "whatsapp_api_base",
+    "geocoder_url",
+    "bmkg_autogempa_url",
+    "bmkg_nowcast_rss_url",
+    "public_base_url",
+    "map_tile_url",
+    "leaflet_url",
+)
+PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 
 
 class SettingsError(Exception):
@@ -84,7 +102,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
 
-    # --- public web: Open311 API, map, dashboard, demo chat (issue 6) ----------------------
+    # --- public web: Open311 API, map, dashboard, demo chat --------------------------------
     demo_enabled: bool | None = Field(
         default=None, description="web demo chat at /demo; unset = on only with no other channel"
     )
@@ -102,12 +120,31 @@ class Settings(BaseSettings):
     sender_concurrency: int = Field(default=16, ge=1, le=512)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
-    @field_validator("telegram_api_base")
+    @field_validator("database_url")
     @classmethod
-    def _strip_slash(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return v.rstrip("/")
+    def _database(cls, v: str) -> str:
+        if url_backend(v) is None:
+            raise ValueError("use sqlite:///PATH or postgresql://USER@HOST/DATABASE")
+        return v
+
+    @field_validator(*URL_SETTINGS)
+    @classmethod
+    def _http_url(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None or (info.field_name == "leaflet_url" and v.startswith("/")):
+            return v  # LEAFLET_URL may also be a path on this server
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc or " " in v:
+            raise ValueError("must be a URL starting with http:// or https://")
+        if info.field_name == "map_tile_url" and not all(p in v for p in ("{z}", "{x}", "{y}")):
+            raise ValueError("needs {z}, {x} and {y}, e.g. https://tile.example/{z}/{x}/{y}.png")
+        return v.rstrip("/") if info.field_name == "telegram_api_base" else v
+
+    @field_validator("telegram_webhook_path", "whatsapp_webhook_path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not PATH_RE.match(v):
+            raise ValueError("must be a path starting with / (letters, digits, - . _ ~ /)")
+        return v
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -147,7 +184,12 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]).upper() if err.get("loc") else "?"
-        raise SettingsError(f"setting {name}: {err['msg']}") from None
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"setting {name}: {message}") from None
+    except SourceError as exc:  # a JSON setting (SENSOR_TOKENS) that is not JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = found.group(1).upper() if found else "?"
+        raise SettingsError(f"setting {name}: not valid JSON") from None
     if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
         raise SettingsError(
             "setting TELEGRAM_WEBHOOK_SECRET: required when TELEGRAM_WEBHOOK_URL is set"

@@ -7,7 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from storage.db import Database
 from storage.repo import Repo
@@ -15,6 +16,52 @@ from storage.repo import Repo
 log = logging.getLogger(__name__)
 
 RouteInstaller = Callable[[web.Application], None]
+
+MAX_ID = 2**31 - 1  # the largest row id: ids are INTEGER columns, 32 bits on PostgreSQL
+
+
+# --- reading bodies (requests and answers) --------------------------------------------------
+class TooLarge(ValueError):
+    """A body is longer than its cap."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"larger than {limit} bytes")
+        self.limit = limit
+
+
+async def read_capped(stream: StreamReader, limit: int) -> bytes:
+    """Everything up to the end of `stream` (a request's or an answer's body), in however
+    many pieces it arrives; `TooLarge` as soon as it passes `limit` bytes."""
+    buf = bytearray()
+    async for piece in stream.iter_any():
+        buf += piece
+        if len(buf) > limit:
+            raise TooLarge(limit)
+    return bytes(buf)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """A request's whole body; 413 (`web.HTTPRequestEntityTooLarge`) past `limit` bytes, from
+    its Content-Length before reading, else as soon as it arrives."""
+    size = request.content_length
+    if size is None or size <= limit:
+        try:
+            return await read_capped(request.content, limit)
+        except TooLarge:
+            size = None
+    raise web.HTTPRequestEntityTooLarge(
+        max_size=limit, actual_size=size or limit + 1, text=f"body larger than {limit} bytes"
+    )
+
+
+# --- path and query values ----------------------------------------------------------------
+def parse_int(raw: str | None, lo: int = 0, hi: int = MAX_ID) -> int | None:
+    """A whole number from `lo` to `hi` written in ASCII digits, else None. (`int()` also
+    takes "١٢", " 7", "1_000" and numbers of any size; `str.isdigit()` also says yes to "²".)"""
+    if not raw or len(raw) > 19 or not raw.isascii() or not raw.isdigit():
+        return None
+    value = int(raw)
+    return value if lo <= value <= hi else None
 
 
 def _db_health(db: Database) -> dict[str, Any]:
@@ -56,6 +103,18 @@ def build_web_app(
     return app
 
 
+class _ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server log: a request that is not valid HTTP (a scanner, a broken client;
+    aiohttp answers 400) is one WARNING line; an error in a handler keeps its traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            what = " ".join(str(exc_info.message).split())[:200]  # one line, whatever was sent
+            self.logger.warning("bad HTTP request from %s: %s", args[0] if args else "?", what)
+            return
+        self.logger.error(msg, *args, exc_info=exc_info, **kw)
+
+
 class HttpServer:
     def __init__(self, app: web.Application, host: str, port: int) -> None:
         self.app = app
@@ -64,7 +123,12 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> int:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            logger=_ServerLog(logging.getLogger("aiohttp.server")),
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

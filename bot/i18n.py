@@ -14,8 +14,6 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-from handlers.text import N_  # noqa: F401  (re-exported until every importer moved)
-
 LOCALES = ("id", "en")
 DOMAIN = "messages"
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"

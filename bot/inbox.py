@@ -157,11 +157,14 @@ class InboxWorker:
             if not all(t.done() for t in head_tasks):
                 await asyncio.wait(head_tasks, timeout=READ_WAIT)
             if not any(t.done() for t in head_tasks):
-                self.inbox.wake.clear()
-                arrived = asyncio.ensure_future(self.inbox.wake.wait())
-                await asyncio.wait([*head_tasks, arrived], return_when=asyncio.FIRST_COMPLETED)
-                arrived.cancel()
+                # Wait for a read or a new update; a wake that came while the reads were
+                # waited for above counts too (it is cleared only once acted on).
+                if not self.inbox.wake.is_set():
+                    arrived = asyncio.ensure_future(self.inbox.wake.wait())
+                    await asyncio.wait([*head_tasks, arrived], return_when=asyncio.FIRST_COMPLETED)
+                    arrived.cancel()
                 if self.inbox.wake.is_set():
+                    self.inbox.wake.clear()
                     add(await asyncio.to_thread(self._pending))
                 continue
             heads = [

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
@@ -42,6 +42,23 @@ def clock_of(session: Session) -> Clock:
 def is_outage(exc: BaseException) -> bool:
     """The database itself failed (gone, restarting, unreachable): no update's fault."""
     return isinstance(exc, OperationalError | InterfaceError)
+
+
+def url_backend(url: str) -> str | None:
+    """`sqlite` or `postgresql` for a database URL we can use; None otherwise."""
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        return None
+    backend = "postgresql" if backend == "postgres" else backend
+    return backend if backend in ("sqlite", "postgresql") else None
+
+
+def describe_failure(url: str, exc: BaseException) -> str:
+    """One line: which database (password hidden) and the driver's first line of why."""
+    why = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    shown = make_url(url).render_as_string(hide_password=True)
+    return f"cannot use the database at {shown}: {why[0] if why else type(exc).__name__}"
 
 
 def normalize_url(url: str) -> str:

@@ -200,6 +200,43 @@ class PeopleRepo(UnitStore):
         assert new is not None
         return (*new, True)
 
+    def add_identity(
+        self,
+        channel: str,
+        external_id: str,
+        *,
+        person_id: int | None,
+        language: str,
+        active: bool = True,
+        address: str | None = None,
+    ) -> tuple[IdentityView, PersonView]:
+        """A channel identity that has not written to us (an API account, a number an
+        officer is registered by): of `person_id`, else of a new person. No
+        `last_inbound_at`: it has never written."""
+        now = self.now()
+        conn = self._s.connection()
+        if person_id is None:
+            person_id = int(
+                conn.execute(
+                    _PERSON_INSERT_MANY,
+                    [{"language": language, "share_contact": False, "created_at": now}],
+                ).scalar_one()
+            )
+        row = {
+            "person_id": person_id,
+            "channel": channel,
+            "external_id": external_id,
+            "address": address or external_id,
+            "active": active,
+            "last_inbound_at": None,
+            "created_at": now,
+        }
+        ident_id = int(conn.execute(_IDENT_INSERT_MANY, [row]).scalar_one())
+        self.uow.who.pop((channel, external_id), None)
+        found = self.who(channel, external_id)
+        assert found is not None and found[0].id == ident_id
+        return found
+
     def who(self, channel: str, external_id: str) -> tuple[IdentityView, PersonView] | None:
         """Identity and person, read only; None for someone who never wrote."""
         uow = self.uow

@@ -9,11 +9,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.fakes.procs import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def lapor(
-    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, tmp: Path
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    tmp: Path,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WHATSAPP_"))}
     full_env.update({"DATABASE_URL": f"sqlite:///{tmp / 'cli.db'}", "MEDIA_DIR": str(tmp / "m")})
@@ -25,7 +33,7 @@ def lapor(
         capture_output=True,
         cwd=tmp,
         env=full_env,
-        timeout=120,
+        timeout=timeout,
     )
 
 
@@ -36,6 +44,41 @@ def test_bad_setting_stops_with_one_line_naming_it(tmp_path: Path) -> None:
     res = lapor("run", env={"TELEGRAM_BOT_TOKEN": "nonsense"}, tmp=tmp_path)
     assert res.returncode == 2 and "TELEGRAM_BOT_TOKEN" in res.stderr
     assert "nonsense" not in res.stderr  # secrets are not echoed
+
+
+TELEGRAM_WEBHOOK = {
+    "TELEGRAM_BOT_TOKEN": "123456:abcdefghijklmnop",
+    "TELEGRAM_WEBHOOK_URL": "https://bot.example/telegram",
+    "TELEGRAM_WEBHOOK_SECRET": "s3cret",
+}
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://lapor:pw@127.0.0.1:{closed}/lapor"}, "DATABASE_URL"),
+        ({"SENSOR_TOKENS": "not json"}, "SENSOR_TOKENS"),
+        ({**TELEGRAM_WEBHOOK, "TELEGRAM_WEBHOOK_PATH": "no-slash"}, "TELEGRAM_WEBHOOK_PATH"),
+        ({"WHATSAPP_WEBHOOK_PATH": "/wa hook"}, "WHATSAPP_WEBHOOK_PATH"),
+        ({"LEAFLET_URL": "not a url"}, "LEAFLET_URL"),
+        ({"MAP_TILE_URL": "tile.openstreetmap.org/{z}/{x}/{y}.png"}, "MAP_TILE_URL"),
+        ({"MAP_TILE_URL": "https://tile.openstreetmap.org/tile.png"}, "MAP_TILE_URL"),
+        ({"GEOCODER_URL": "nominatim.example"}, "GEOCODER_URL"),
+        ({"CITY": "atlantis"}, "CITY"),
+    ],
+)
+def test_a_bad_setting_stops_start_up_with_one_line_naming_it(
+    tmp_path: Path, env: dict[str, str], setting: str
+) -> None:
+    env = {k: v.replace("{closed}", str(free_port())) for k, v in env.items()}
+    res = lapor("run", env={"HTTP_PORT": "0", **env}, tmp=tmp_path, timeout=60)
+    assert res.returncode == 2, res.stderr[-3000:]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"lapor: setting {setting}: "), lines[:40]
+    assert "pw@" not in lines[0]  # a password in a URL is not echoed
+    if setting == "CITY":
+        assert "palu" in lines[0] and "samarinda" in lines[0]  # the names to choose from
 
 
 def test_no_channel_says_what_to_set(tmp_path: Path) -> None:

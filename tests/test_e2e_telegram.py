@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from sqlmodel import select
 
 from storage.models import ChannelIdentity, Photo, Report
 from tests.dbs import database_url
-from tests.e2e import buttons, jpeg_with_exif, running_bot, text_of, wait_until
+from tests.e2e import bot_env, buttons, jpeg_with_exif, running_bot, text_of, wait_until
+from tests.fakes.procs import BotProcess, free_port
 from tests.fakes.telegram_api import FakeBotAPI
 
 pytestmark = pytest.mark.e2e
@@ -205,6 +207,33 @@ def test_webhook_checks_the_secret(tmp_path: Path) -> None:
             assert len(api.sent_to(UID)) == 1  # only the signed update was handled
     finally:
         api.stop()
+
+
+def test_telegram_down_at_start_is_retried_while_the_rest_runs(tmp_path: Path) -> None:
+    api = FakeBotAPI(port=free_port())  # not listening yet: connections are refused
+    env = bot_env(api, f"sqlite:///{tmp_path / 'down.db'}", tmp_path, DEMO_ENABLED="true")
+    proc = BotProcess(env, log_path=tmp_path / "bot.log")
+    with proc:
+        proc.wait_ready(30)  # the HTTP server, the demo and the workers run without Telegram
+        retries = "telegram: cannot reach the Bot API"
+        wait_until(lambda: proc.logs().count(retries) >= 2, 20, "two failed attempts")
+        with urllib.request.urlopen(proc.health_url, timeout=5) as resp:
+            health = json.loads(resp.read())
+        assert health["channels"] == {"telegram": "down", "web": "up"}
+        api.start_in_thread()  # Telegram is back
+        try:
+            api.push_update(api.text_update(UID, "/bantuan"))
+            api.wait_for_sync(lambda: len(api.sent_to(UID)) == 1, 40)
+            assert "Yang bisa saya bantu" in text_of(api.sent_to(UID))
+            with urllib.request.urlopen(proc.health_url, timeout=5) as resp:
+                assert json.loads(resp.read())["channels"]["telegram"] == "up"
+            assert proc.is_running()
+            logs = proc.logs()
+        finally:
+            api.stop()
+    assert "Traceback" not in logs
+    attempts = [line for line in logs.splitlines() if retries in line]
+    assert attempts and all(" WARNING " in line and "retry in" in line for line in attempts)
 
 
 async def _post_raw(url: str, body: bytes, secret: str) -> int:

@@ -1,6 +1,6 @@
 """Open311 GeoReport v2: listing, filters, privacy, XML, POST through the citizen flow, keys.
 
-Runs the real aiohttp routes (bot.open311) in process against SQLite and PostgreSQL.
+Runs the real aiohttp routes (bot.open311.routes) in process against SQLite and PostgreSQL.
 `seed_reports` is also used by the web and schema tests and by bench/api.py.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -551,28 +552,69 @@ async def test_post_json_xml_and_multipart_photo(
 
 
 @pytest.mark.parametrize(
-    ("body", "ctype"),
+    ("body", "ctype", "says"),
     [
-        (b"{not json", "application/json"),
-        (b"[1, 2]", "application/json"),
-        (b'{"service_code": {"a": 1}}', "application/json"),
-        (b"<request><unclosed></request>", "application/xml"),
+        (b"{not json", "application/json", "body: not valid JSON"),
+        (b"\xff\xfe{}", "application/json", "body: not valid JSON"),
+        (b"[1, 2]", "application/json", "body: a JSON object is expected"),
+        (b'{"service_code": {"a": 1}}', "application/json", "service_code: must be a string"),
+        (b"<request><unclosed></request>", "application/xml", "body: not well-formed XML"),
         (
             b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
             b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;">]>'
             b"<request><description>&b;</description></request>",
             "application/xml",
+            "body: XML with a DTD or entities is not accepted",
         ),
+        (b"service_code=%FF%FE", "application/x-www-form-urlencoded", "not UTF-8"),
+        (b"--nope\r\n\r\n", "multipart/form-data; boundary=xyz", "multipart form"),
+        (b"\x00\x01", "image/png", "body: send a form, JSON or XML"),
     ],
 )
-async def test_post_bad_bodies_are_400(
-    client: TestClient[Any, Any], harness: CoreHarness, body: bytes, ctype: str
+async def test_post_bad_bodies_are_400_in_plain_words(
+    client: TestClient[Any, Any], harness: CoreHarness, body: bytes, ctype: str, says: str
 ) -> None:
     key = make_key(harness.db)
     resp = await client.post(
         "/open311/v2/requests.json", data=body, headers={"X-Api-Key": key, "Content-Type": ctype}
     )
     assert resp.status == 400, await resp.text()
+    (error,) = await resp.json()
+    assert error["code"] == 400 and says in error["description"]
+    assert not re.search(r"[a-z][A-Z]|Error|Forbidden|Exception", error["description"]), error
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), 65536):
+        yield data[i : i + 65536]
+
+
+async def test_post_past_2_mb_is_413_as_documented(
+    client: TestClient[Any, Any], harness: CoreHarness
+) -> None:
+    key = make_key(harness.db)
+    doc = await get_json(client, "/open311/v2/openapi.json")
+    post = doc["paths"]["/open311/v2/requests.json"]["post"]
+    assert "2 MB" in post["responses"]["413"]["description"]
+    fields = {"service_code": harness.city.categories[0].key, "description": "x" * 2_100_000}
+    big_json = json.dumps(fields).encode()
+    headers = {"X-Api-Key": key, "Content-Type": "application/json"}
+    for data in (big_json, _chunks(big_json)):  # with a Content-Length, and chunked without
+        resp = await client.post("/open311/v2/requests.json", data=data, headers=headers)
+        assert resp.status == 413, await resp.text()
+        (error,) = await resp.json()
+        assert error == {"code": 413, "description": "request body too large (at most 2 MB)"}
+    resp = await client.post(
+        "/open311/v2/requests.xml", data=fields, headers={"X-Api-Key": key}
+    )  # a form, answered in XML
+    assert resp.status == 413
+    assert ET.fromstring(await resp.text()).findtext("error/code") == "413"
+    form = FormData()
+    form.add_field("api_key", key)
+    form.add_field("media", b"\xff" * 2_100_000, filename="big.jpg", content_type="image/jpeg")
+    resp = await client.post("/open311/v2/requests.json", data=form)  # the store takes 2 MB
+    assert resp.status == 413
+    assert "media: photo too large" in (await resp.json())[0]["description"]
 
 
 @pytest.mark.parametrize(
@@ -582,6 +624,7 @@ async def test_post_bad_bodies_are_400(
         ({"description": "abc"}, "description"),
         ({"lat": "1.0", "long": "100.0"}, "outside"),
         ({"lat": "nan", "long": "119.8"}, "lat"),
+        ({"lat": "-\u0660.\u0668\u0668\u0669", "long": "119.8658"}, "lat"),  # Arabic-Indic digits
         ({"long": None}, "both"),
         ({"lat": "", "long": "", "address_string": "zzzzqqqq"}, "address_string"),
         ({"lat": "", "long": "", "address_id": "99.99.99.9999"}, "address_id"),

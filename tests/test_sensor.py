@@ -243,6 +243,9 @@ async def test_cap_in_warns_the_kelurahan_inside_and_cap_out_publishes_it(
         )
         async with http.post(f"{server}/cap", data=evil, headers=headers) as r:
             assert r.status == 400
+            assert (await r.json())["error"] == (
+                "unsafe XML refused: no DTD, entities or external references"
+            )  # in plain words, not a Python class name
         far = cap_xml("BPBD-2", box(-6.2, 106.8))  # Jakarta: not our city
         async with http.post(f"{server}/cap", data=far, headers=headers) as r:
             assert r.status == 200 and (await r.json())["broadcast_id"] is None
@@ -322,6 +325,32 @@ async def test_bmkg_quake_near_warns_once_and_far_does_not(
     assert "Tsunami: “Tidak berpotensi tsunami”" in bc.texts["id"]
     assert bc.texts["id"].rstrip().endswith("Sumber: BMKG")
     assert "Source: BMKG" in bc.texts["en"] and "M5.6" in bc.texts["en"]
+
+
+async def test_a_bmkg_answer_in_two_pieces_is_read_whole(alerts: AlertParts, svc: Sensors) -> None:
+    async with FakeBmkg() as bmkg:
+        watcher = BmkgWatcher(
+            svc.db,
+            svc.city,
+            alerts.sources,
+            alerts.broadcasts.wake,
+            autogempa_url=bmkg.url("autogempa.json"),
+            nowcast_rss_url=None,
+            poll_seconds=1,
+        )
+        bmkg.publish_quake(
+            DateTime=utcnow().replace(microsecond=0).isoformat(),
+            Coordinates="-0.60,117.30",
+            Magnitude="5.6",
+            Wilayah="22 km Tenggara SAMARINDA-KALTIM",
+            Dirasakan="IV Samarinda",
+        )
+        bmkg.fail_next(1, "split")  # the answer arrives in two TCP pieces, 0.3 s apart
+        async with aiohttp.ClientSession() as http:
+            (bid,) = await watcher.poll_quakes(http)
+    assert bmkg.count("autogempa.json") == 1
+    (bc,) = warnings(svc)
+    assert bc.id == bid and "M5.6" in bc.texts["en"]
 
 
 # --- MQTT ---------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from bot.alerts.cap import CapError, parse_cap
 from bot.alerts.sources import WarningSources
 from bot.alerts.texts import city_short_name
 from bot.city import CityProfile
+from bot.http import read_capped
 from storage.alert_repo import AlertRepo
 from storage.db import Database
 
@@ -69,10 +70,7 @@ class BmkgWatcher:
         await self.limiter.wait()
         async with http.get(url, timeout=aiohttp.ClientTimeout(total=20)) as resp:
             resp.raise_for_status()
-            body = await resp.content.read(MAX_BODY + 1)
-            if len(body) > MAX_BODY:
-                raise ValueError("response too large")
-            return body
+            return await read_capped(resp.content, MAX_BODY)
 
     async def poll_quakes(self, http: aiohttp.ClientSession) -> list[int]:
         """One poll of autogempa; returns the broadcasts started."""

@@ -20,6 +20,7 @@ from bot.alerts.cap import AtomEntry, CapError, build_atom, parse_cap
 from bot.alerts.sensors import Sensors
 from bot.alerts.sources import WarningSources
 from bot.city import CityProfile
+from bot.http import parse_int, read_body
 from storage.alert_repo import AlertRepo
 from storage.db import Database
 
@@ -37,10 +38,11 @@ def _token(request: web.Request) -> str:
 
 
 async def _body(request: web.Request, limit: int) -> bytes | None:
-    if request.content_length and request.content_length > limit:
+    """The whole body, or None past `limit` bytes (answered 413 in this API's JSON)."""
+    try:
+        return await read_body(request, limit)
+    except web.HTTPRequestEntityTooLarge:
         return None
-    body = await request.content.read(limit + 1)
-    return None if len(body) > limit else body
 
 
 def alert_routes(
@@ -137,10 +139,10 @@ def alert_routes(
             return row.cap_xml if row else None
 
     async def cap_out(request: web.Request) -> web.Response:
-        raw = request.match_info["warning_id"]
-        if not raw.isdigit():
+        warning_id = parse_int(request.match_info["warning_id"])
+        if warning_id is None:
             raise web.HTTPNotFound()
-        xml = await asyncio.to_thread(_cap, int(raw))
+        xml = await asyncio.to_thread(_cap, warning_id)
         if xml is None:
             raise web.HTTPNotFound()
         return web.Response(text=xml, content_type="application/cap+xml", charset="utf-8")

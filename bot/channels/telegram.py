@@ -44,6 +44,7 @@ from aiohttp import ClientError, web
 
 from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
 from bot.config import Settings
+from bot.http import read_body
 from bot.media import MediaError, MediaStore
 from bot.runtime import retry_delay
 from handlers.events import MAX_TEXT, Choice, Inbound, Reply
@@ -292,13 +293,44 @@ class TelegramChannel:
         self._response_types = pinned_response_types()
         self.username: str | None = None
         self._inbox: InboxSink | None = None
+        self._connector: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._connected = False
         self._stop = asyncio.Event()
         self._side_tasks: set[asyncio.Task[None]] = set()
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self, inbox: InboxSink) -> None:
+        """Returns at once: the bot introduces itself to the Bot API in the background, so
+        a Telegram that cannot be reached (or restarts) holds up nothing else."""
         self._inbox = inbox
+        self._connector = asyncio.create_task(self._connect(), name="telegram-connect")
+
+    def status(self) -> str:
+        return "up" if self._connected else "down"
+
+    async def _connect(self) -> None:
+        """`_introduce` until it succeeds, with backoff and one log line per failed attempt;
+        a refusal that will not change (401 token rejected, 400/404) stops trying."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                await self._introduce()
+            except (TelegramUnauthorizedError, TelegramBadRequest, TelegramNotFound) as exc:
+                log.error("telegram: the Bot API refused the bot (%s); Telegram stays off", exc)
+                return
+            except Exception as exc:  # network, 5xx, 429: Telegram comes back
+                failures += 1
+                wait = retry_delay(failures)
+                why = " ".join(str(exc).split())[:200]
+                log.warning("telegram: cannot reach the Bot API (%s); retry in %.1fs", why, wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), wait)
+                continue
+            self._connected = True
+            return
+
+    async def _introduce(self) -> None:
         me = await self.bot.get_me()
         self.username = (me.username or "").lower()
         log.info("telegram: connected as @%s", me.username)
@@ -327,15 +359,16 @@ class TelegramChannel:
                 kwargs["language_code"] = lang
             try:
                 await self.bot.set_my_commands(cmds, **kwargs)
-            except Exception:  # the menu is a nicety; never block start-up on it
-                log.warning("telegram: setMyCommands(%s) failed", lang, exc_info=True)
+            except Exception as exc:  # the menu is a nicety; never block start-up on it
+                log.warning("telegram: setMyCommands(%s) failed: %s", lang, exc)
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._poller
+        for task in (self._connector, self._poller):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await self.bot.session.close()
 
     # --- receiving ----------------------------------------------------------------------------
@@ -404,12 +437,8 @@ class TelegramChannel:
             given.encode(), secret.get_secret_value().encode()
         ):
             return web.Response(status=401, text="unauthorized")
-        if request.content_length and request.content_length > MAX_BODY:
-            return web.Response(status=413, text="too large")
+        body = await read_body(request, MAX_BODY)
         try:
-            body = await request.content.read(MAX_BODY + 1)
-            if len(body) > MAX_BODY:
-                return web.Response(status=413, text="too large")
             data = json.loads(body)
             update = Update.model_validate(data)
         except Exception:

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.channels.base import InboxSink
+from bot.http import read_body
 
 log = logging.getLogger(__name__)
 
@@ -154,23 +155,8 @@ class WhatsAppWebhook:
             return web.Response(status=403, text="forbidden")
         return web.Response(text=q.get("hub.challenge", ""))
 
-    async def _read_body(self, request: web.Request) -> bytes | None:
-        """The raw body, or None when it is larger than `max_body`."""
-        if request.content_length is not None and request.content_length > self.max_body:
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > self.max_body:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     async def handle_update(self, request: web.Request) -> web.Response:
-        body = await self._read_body(request)
-        if body is None:
-            return web.Response(status=413, text="too large")
+        body = await read_body(request, self.max_body)
         header = request.headers.get("X-Hub-Signature-256")
         if not self.app_secret:
             return web.Response(status=403, text="webhook not configured")

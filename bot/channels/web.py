@@ -32,12 +32,13 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
-from bot.i18n import N_
+from bot.http import parse_int, read_body
 from bot.media import MediaError, MediaStore
 from bot.web.data import city_center
 from bot.web.pages import Pages, json_script
 from handlers.events import MAX_TEXT, Inbound, MediaRef, Reply
 from handlers.services import AreasLike
+from handlers.text import N_
 from storage.api_repo import ApiRepo
 from storage.db import Database
 from storage.models import ROLE_ADMIN, ROLE_OFFICER
@@ -241,12 +242,8 @@ class WebChannel:
         return web.Response(text=body, content_type="text/html", charset="utf-8")
 
     async def _json(self, request: web.Request) -> dict[str, Any]:
-        if request.content_length is not None and request.content_length > MAX_JSON:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=MAX_JSON, actual_size=request.content_length
-            )
         try:
-            data = json.loads(await request.content.read(MAX_JSON + 1) or b"{}")
+            data = json.loads(await read_body(request, MAX_JSON) or b"{}")
         except ValueError:
             raise web.HTTPBadRequest(text="body: JSON expected") from None
         if not isinstance(data, dict):
@@ -342,10 +339,9 @@ class WebChannel:
     async def messages(self, request: web.Request) -> web.Response:
         sid = self._sid(request.query.get("sid"))
         persona = self._persona(request.query.get("persona"))
-        try:
-            after = int(request.query.get("after") or 0)
-        except ValueError:
-            raise web.HTTPBadRequest(text="after: a number") from None
+        after = parse_int(request.query.get("after") or "0")
+        if after is None:
+            raise web.HTTPBadRequest(text="after: a message id (a whole number)")
         ext = external_id(sid, persona)
 
         def load() -> list[dict[str, Any]]:

@@ -19,10 +19,11 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.i18n import N_
+from bot.http import parse_int
 from bot.web.data import city_center, dashboard, due_at, is_overdue, map_point
 from bot.web.pages import STATIC, Pages, json_script
 from bot.web.warnings import WarningsProvider
+from handlers.text import N_
 from storage.api_repo import ApiRepo, ReportQuery
 from storage.db import Database
 from storage.models import OPEN_STATUSES, STATUSES, Report
@@ -224,10 +225,9 @@ class PublicWeb:
             statuses = list(OPEN_STATUSES)
         elif status:
             statuses = [status]
-        days_raw = q.get("days") or "0"
-        if days_raw not in {"0", *(str(d) for d in PERIODS)}:
+        days = parse_int(q.get("days") or "0")
+        if days is None or days not in {0, *PERIODS}:
             raise web.HTTPBadRequest(text="days: use 0, 7, 30, 90 or 365")
-        days = int(days_raw)
         start = self.svc.clock() - timedelta(days=days) if days else None
         return (
             ReportQuery(

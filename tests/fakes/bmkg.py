@@ -10,7 +10,7 @@ point at this server, so a client can follow them to the CAP files.
     async with FakeBmkg() as bmkg:
         url = bmkg.url("autogempa.json")
         bmkg.publish_quake(Magnitude="6.1", Coordinates="-0.70,119.80", ...)
-        bmkg.fail_next(2, "500")        # or "garbage", "slow"
+        bmkg.fail_next(2, "500")        # or "garbage", "slow", "split" (two TCP pieces)
         assert bmkg.max_requests_in(60.0) <= 60
 """
 
@@ -28,7 +28,7 @@ from aiohttp import web
 
 from tests.conftest import shared_data_dir
 
-Failure = Literal["500", "garbage", "slow"]
+Failure = Literal["500", "garbage", "slow", "split"]
 REAL_BASE = "https://www.bmkg.go.id"
 TEWS = "/DataMKG/TEWS/"
 NOWCAST = "/alerts/nowcast/id/"
@@ -79,7 +79,8 @@ class FakeBmkg:
         return gempa
 
     def fail_next(self, count: int = 1, mode: Failure = "500") -> None:
-        """The next `count` requests fail: HTTP 500, 200 with garbage, or a slow answer."""
+        """The next `count` requests fail: HTTP 500, 200 with garbage, or a slow answer; or
+        ("split") answer right, in two pieces with a pause between (a slow link)."""
         self._failures.extend([mode] * count)
 
     def count(self, path_suffix: str = "") -> int:
@@ -98,15 +99,28 @@ class FakeBmkg:
     # --- server ---------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        path = request.path
-        self.requests.append((time.monotonic(), path))
-        if self._failures:
-            mode = self._failures.popleft()
-            if mode == "500":
-                return web.Response(status=500, text="Internal Server Error")
-            if mode == "garbage":
-                return web.Response(body=b"<html>{not json", content_type="application/json")
+        self.requests.append((time.monotonic(), request.path))
+        mode = self._failures.popleft() if self._failures else None
+        if mode == "500":
+            return web.Response(status=500, text="Internal Server Error")
+        if mode == "garbage":
+            return web.Response(body=b"<html>{not json", content_type="application/json")
+        if mode == "slow":
             await asyncio.sleep(self.slow_seconds)
+        answer = self._answer(request.path)
+        if mode != "split" or not isinstance(answer.body, bytes):
+            return answer
+        body = answer.body
+        resp = web.StreamResponse(headers={"Content-Type": answer.content_type})
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        await resp.write(body[: len(body) // 2])
+        await asyncio.sleep(0.3)
+        await resp.write(body[len(body) // 2 :])
+        await resp.write_eof()
+        return resp
+
+    def _answer(self, path: str) -> web.Response:
         if path.startswith(TEWS):
             body = self.json.get(path.removeprefix(TEWS))
             if body is not None:
