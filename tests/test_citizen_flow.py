@@ -127,6 +127,23 @@ def test_description_length_is_checked(core: CoreHarness) -> None:
     assert core.step("u") == "report.description"
 
 
+def test_invisible_characters_do_not_make_a_description(core: CoreHarness) -> None:
+    """Eight zero-width characters (and friends: BOM, word joiner, line separator) look
+    longer than five but say nothing: refused as too short; visible text keeps its words."""
+    core.text("u", "/lapor")
+    core.choose("u", "cat:sampah")
+    for blank in ("\u200b" * 8, "\u200c\u200d\ufeff\u2060" * 3, " \u2028\u2029 " * 4):
+        assert "minimal 5" in texts(core.text("u", blank))
+        assert core.step("u") == "report.description"
+    core.text("u", "\u200bSampah\u200b menumpuk")
+    assert core.step("u") != "report.description"
+    data = core.repo_call(lambda r: r.conversation_state(r.who("telegram", "u")[0].id))[1]
+    assert data["description"] == "Sampah menumpuk"
+    # with no report under way, an invisible text does not start one either
+    core.text("v", "\u200b" * 20)
+    assert core.step("v") is None
+
+
 def test_photo_outside_a_report_starts_one(core: CoreHarness) -> None:
     outs = core.photo("u")
     assert "Foto diterima" in texts(outs)

@@ -11,6 +11,7 @@ from handlers.citizen import flow, mine, places
 from handlers.core import Ctx, Registry
 from handlers.events import Choice
 from handlers.labels import main_menu, place_text
+from handlers.text import visible
 
 
 def cmd_start(ctx: Ctx) -> None:
@@ -101,7 +102,7 @@ def on_idle(ctx: Ctx) -> None:
             flow.ask_next(ctx, data)
         return
     if ev.kind == "text" and ev.text and ctx.svc.triage is not None:
-        text = ev.text.strip()
+        text = visible(ev.text)
         if len(text) >= 15:
             data = flow.new_draft()
             data["description"] = text[: flow.MAX_DESC]
