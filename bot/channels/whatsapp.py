@@ -34,13 +34,15 @@ from pywa.errors import WhatsAppError
 from pywa_async import WhatsApp
 from pywa_async.api import GraphAPIAsync
 
-from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
+from bot.channels.base import WINDOW_CLOSED, InboxSink, OutboundMessage, RateLimits, SendResult
 from bot.channels.wa_render import (
+    AS_TEMPLATE,
     RenderError,
     WaMessage,
     parse_more_row_id,
     render_reply,
     render_template,
+    template_names,
 )
 from bot.channels.wa_webhook import CHANNEL, StatusCallback, WhatsAppWebhook, sender_ids
 from bot.config import Settings, SettingsError
@@ -169,11 +171,7 @@ class WhatsAppTransport:
         self.api = api
         self.phone_id = settings.whatsapp_phone_id or ""
         self.media_dir = Path(settings.media_dir)
-        self.templates = {
-            "status": settings.whatsapp_template_status,
-            "warning": settings.whatsapp_template_warning,
-            "announcement": settings.whatsapp_template_warning,
-        }
+        self.templates = template_names(settings)
         self.template_lang = settings.whatsapp_template_lang
         self.translator = translator
         self.last_inbound_at = last_inbound_at
@@ -184,7 +182,9 @@ class WhatsAppTransport:
         self._uploaded: dict[str, tuple[str, datetime]] = {}  # sha256 → (media id, when)
 
     async def window_open(self, identity_id: int | None) -> bool | None:
-        """True/False for inside/outside the 24 h customer-service window; None if unknown."""
+        """True/False for inside/outside the 24 h customer-service window; None if unknown
+        (no identity). An identity that never wrote (no `last_inbound_at`: made for a phone
+        number by an admin or another city app) is outside."""
         if identity_id is None:
             return None
         last = await _maybe_await(self.last_inbound_at(identity_id))
@@ -199,10 +199,10 @@ class WhatsAppTransport:
             return SendResult("failed", error="whatsapp not configured")
         template = self.templates.get(msg.kind)
         try:
-            if await self.window_open(msg.identity_id) is False:
+            if msg.meta.get(AS_TEMPLATE) or await self.window_open(msg.identity_id) is False:
                 if template:
                     return await self._send_template(msg, template)
-                return SendResult("failed", error="outside_24h_window")
+                return SendResult("failed", error=WINDOW_CLOSED)
             try:
                 return await self._post(msg.address, await self._render(msg))
             except WhatsAppError as err:
