@@ -120,6 +120,15 @@ def pinned_response_types() -> tuple[type, ...]:
     return tuple(Response[m.__returning__] for m in methods)  # type: ignore[name-defined]
 
 
+class UnexpectedAnswer(TelegramAPIError):
+    """An error answer aiogram has no class for (a 429 without `retry_after`, a 406 …), with
+    its HTTP status, so the transport can tell temporary from permanent."""
+
+    def __init__(self, method: TelegramMethod[Any], message: str, status_code: int) -> None:
+        super().__init__(method=method, message=message)
+        self.status_code = status_code
+
+
 class JsonSession(AiohttpSession):
     """aiogram's aiohttp session with two changes on the hot path (measured in bench/inbound.py):
 
@@ -131,6 +140,16 @@ class JsonSession(AiohttpSession):
     Values go through aiogram's own `prepare_value` (defaults, nested objects as JSON text,
     which the Bot API accepts in a JSON body too); answers through its `check_response`.
     """
+
+    def check_response(
+        self, bot: Bot, method: TelegramMethod[Any], status_code: int, content: str
+    ) -> Response[Any]:
+        try:
+            return super().check_response(bot, method, status_code, content)
+        except TelegramAPIError as exc:
+            if type(exc) is TelegramAPIError:  # aiogram's catch-all: keep the status
+                raise UnexpectedAnswer(method, exc.message, status_code) from exc
+            raise
 
     async def make_request(
         self,
@@ -201,7 +220,7 @@ class JsonSession(AiohttpSession):
             ) from exc
         except ClientError as exc:
             raise TelegramNetworkError(
-                method=method_for_errors(), message=f"{type(exc).__name__}: {exc}"
+                method=method_for_errors(), message=str(exc) or "connection failed"
             ) from exc
 
 
@@ -222,8 +241,12 @@ def map_error(exc: Exception) -> SendResult:
         )
     if isinstance(exc, TelegramEntityTooLarge):  # a network error by class, permanent by code
         return SendResult(status="failed", error="413 " + exc.message)
-    if isinstance(exc, TelegramServerError | TelegramNetworkError | ClientDecodeError):
-        return SendResult(status="retry", error=f"{type(exc).__name__}: {exc}"[:300])
+    if isinstance(exc, TelegramServerError):
+        return SendResult(status="retry", error=f"5xx {exc.message}"[:300])
+    if isinstance(exc, TelegramNetworkError):
+        return SendResult(status="retry", error=f"network: {exc.message}"[:300])
+    if isinstance(exc, ClientDecodeError):  # e.g. a proxy's HTML error page
+        return SendResult(status="retry", error="the Bot API answered something unreadable")
     if isinstance(exc, TelegramUnauthorizedError):
         return SendResult(status="retry", retry_after=300.0, pause_channel=True, error="401")
     if isinstance(exc, TelegramForbiddenError):
@@ -234,9 +257,23 @@ def map_error(exc: Exception) -> SendResult:
         return SendResult(status="blocked", error="400 " + exc.message)
     if isinstance(exc, TelegramMigrateToChat):  # moved again right after moving
         return SendResult(status="failed", error="400 " + exc.message.splitlines()[0])
-    if isinstance(exc, TelegramAPIError):
-        return SendResult(status="failed", error="400 " + exc.message)
-    return SendResult(status="retry", error=f"{type(exc).__name__}: {exc}"[:300])
+    if isinstance(exc, UnexpectedAnswer):
+        code = exc.status_code
+        temporary = code == 429 or code >= 500
+        return SendResult(status="retry" if temporary else "failed", error=f"{code} {exc.message}")
+    for cls, code in _STATUS_OF.items():
+        if isinstance(exc, cls):
+            return SendResult(status="failed", error=f"{code} {exc.message}")
+    if isinstance(exc, TimeoutError):
+        return SendResult(status="retry", error="network: no answer in time")
+    return SendResult(status="retry", error=f"network: {exc}"[:300])  # aiohttp ClientError
+
+
+_STATUS_OF: dict[type[TelegramAPIError], int] = {
+    TelegramBadRequest: 400,
+    TelegramConflictError: 409,
+    TelegramAPIError: 400,  # "ok" false with 200 or an answer without a body we know
+}
 
 
 class TelegramTransport:

@@ -211,8 +211,10 @@ class WhatsAppTransport:
                 return map_error(err)
         except WhatsAppError as err:  # from the template or the photo upload
             return map_error(err)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            return SendResult("retry", error=f"{type(exc).__name__}: {exc}"[:300])
+        except httpx.TimeoutException:
+            return SendResult("retry", error="network: no answer in time")
+        except httpx.TransportError as exc:
+            return SendResult("retry", error=f"network: {exc}"[:300])
         except RenderError as exc:
             return SendResult("failed", error=f"render: {exc}")
         except OSError as exc:
