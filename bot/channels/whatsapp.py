@@ -8,7 +8,16 @@ Identity (decided here, used by the core and the outbox):
 - `Inbound.chat_id` — where to answer (the outbox `address`): the `wa_id` when known, else the
   BSUID.  The transport sends digits as `to` and a BSUID ("XX.123…") as `recipient`.
 - `Inbound.phone` — the `wa_id` (digits, international format without "+"), personal data;
-  None for username-only users.
+  None for username-only users. The core reads a sender under it too: an account known by its
+  phone number before Meta added user ids takes the user id and stays one person
+  (`storage.people.PeopleRepo.link_former`).
+
+Outside the 24-hour window a message goes as its kind's approved template
+(`wa_render.template_names`: status changes and officers' cards → the status template,
+warnings, announcements and admins' sensor notices → the warning template), its text flattened
+into the one parameter Meta accepts; a kind without a template fails as `WINDOW_CLOSED`
+(counted on /healthz). A 131047 reported later in a `failed` status is handled by
+`bot/delivery.py` (the row is queued again, marked `AS_TEMPLATE`).
 
 Graph API base URL: pywa hard-codes `https://graph.facebook.com/v{version}` as its httpx base URL,
 so the httpx client we give it has a transport (`GraphBaseTransport`) that rewrites requests for
