@@ -107,11 +107,16 @@ class Delivery:
     # --- health -----------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         """For /healthz: messages given up in the last 24 hours per channel, and those that
-        could not go because the person was outside the platform's window, per kind."""
+        could not reach the person because they were outside the platform's window, per kind
+        (refused before the send, or reported 131047 after it with no template to send)."""
         since = self.db.clock() - HEALTH_SPAN
         with self.db.session() as s:
             repo = DeliveryRepo(s)
-            return {
-                "failed_24h": repo.failed_by_channel(since),
-                "outside_window_24h": repo.failed_with(WINDOW_CLOSED, since),
-            }
+            outside = repo.failed_with(WINDOW_CLOSED, since)
+            later = repo.refused_after_send(f"{RE_ENGAGEMENT}:", since, self.whatsapp_templates)
+            failed = repo.failed_by_channel(since)
+        for channel, kinds in later.items():
+            mine = outside.setdefault(channel, {})
+            for kind, n in kinds.items():
+                mine[kind] = mine.get(kind, 0) + n
+        return {"failed_24h": failed, "outside_window_24h": outside}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import func
@@ -34,5 +35,27 @@ class DeliveryRepo(Store):
         )
         out: dict[str, dict[str, int]] = {}
         for channel, kind, n in rows:
+            out.setdefault(channel, {})[kind] = int(n)
+        return out
+
+    def refused_after_send(
+        self, error_prefix: str, since: datetime, except_kinds: Collection[str] = ()
+    ) -> dict[str, dict[str, int]]:
+        """Messages the platform took and reported undeliverable later (a `failed` delivery
+        receipt whose error starts with `error_prefix`) since `since`, per channel and kind;
+        `except_kinds`: kinds not counted (those sent again another way)."""
+        q = (
+            select(OutboxItem.channel, OutboxItem.kind, func.count())
+            .where(
+                OutboxItem.delivery_status == "failed",
+                col(OutboxItem.error).startswith(error_prefix),
+                col(OutboxItem.created_at) >= since,
+            )
+            .group_by(OutboxItem.channel, OutboxItem.kind)
+        )
+        if except_kinds:
+            q = q.where(col(OutboxItem.kind).not_in(list(except_kinds)))
+        out: dict[str, dict[str, int]] = {}
+        for channel, kind, n in self._s.exec(q):
             out.setdefault(channel, {})[kind] = int(n)
         return out

@@ -107,6 +107,8 @@ def report_pothole(bot: WaBot) -> str:
     bot.send(button_reply("ph:done", "Lanjut"))
     code = CODE_RE.search(text_of(bot.send(list_reply("rv:send", "Kirim"))))
     assert code
+    # the confirmation's transaction may hold more (the warnings offer): all of it sent
+    wait_until(lambda: not pending(bot), what="the report's messages sent")
     return code.group(0)
 
 
@@ -145,6 +147,7 @@ def test_outside_the_window_cards_and_status_changes_go_as_valid_templates(
     # The officer answers (his window opens again); the citizen, outside hers, hears the
     # resolution with the officer's note as the template too, its new-lines flattened.
     bot.say(f"proses {code} tim sudah dijadwalkan", wa_id=OFFICER)
+    wait_until(lambda: not pending(bot), what="the citizen told (inside her window)")
     age(bot, WA_ID, 25)
     before = len(bot.graph.sent_to(WA_ID))
     note = "Lubang sudah ditambal oleh Dinas PUPR.\nCatatan: mohon hati-hati,\taspal masih baru"
@@ -199,6 +202,15 @@ def test_131047_in_a_failed_status_sends_the_message_again_as_the_template_once(
         original.identity_id,
         original.report_id,
     )
+    assert health(bot.proc)["outside_window_24h"] == {}  # it reached her as the template
+
+    # A reply has no template: reported 131047, it is lost, and /healthz says so.
+    [reply] = bot.say("bantuan")
+    wait_until(lambda: not pending(bot), what="reply recorded as sent")
+    refused = status(reply.wamid, "failed", error_code=131047, wa_id=WA_ID)
+    assert bot.post(webhook_body(statuses=[refused])) == 200
+    assert not pending(bot) and len(outbox(bot)) == len(rows) + 1  # nothing queued for it
+    assert health(bot.proc)["outside_window_24h"] == {"whatsapp": {"reply": 1}}
 
 
 def test_healthz_counts_what_the_window_held_back_when_no_template_fits(
