@@ -84,12 +84,20 @@ class App:
         self.registry: Registry = build_registry()
         officer.install(self.services)
         self.inbox = Inbox(self.db)
+        from bot.channels.wa_render import template_names
+        from bot.delivery import Delivery
+
+        self.delivery = Delivery(self.db, lambda: self.sender.wake(), template_names(settings))
         self.channels: dict[str, Channel] = {}
         if settings.telegram_enabled:
             from bot.channels.telegram import TelegramChannel
 
             self.channels["telegram"] = TelegramChannel(
-                settings, self.media, self.i18n, self.registry.known_commands()
+                settings,
+                self.media,
+                self.i18n,
+                self.registry.known_commands(),
+                on_chat_moved=self.delivery.chat_moved,
             )
         if settings.whatsapp_enabled:
             from bot.channels.whatsapp import WhatsAppChannel
@@ -98,7 +106,7 @@ class App:
                 settings,
                 self.i18n,
                 self.last_inbound_at,
-                self.on_delivery_status,
+                self.delivery.whatsapp_status,
                 self.registry.known_commands(),
                 media=self.media,
             )
@@ -165,13 +173,6 @@ class App:
                 return ident.last_inbound_at if ident else None
 
         return await asyncio.to_thread(read)
-
-    async def on_delivery_status(self, message_id: str, status: str, error: str | None) -> None:
-        def write() -> None:
-            with self.db.session() as s:
-                Repo(s).outbox_set_delivery("whatsapp", message_id, status, error)
-
-        await asyncio.to_thread(write)
 
     def channel_status(self) -> dict[str, str]:
         out = {}
@@ -255,7 +256,9 @@ class App:
 
     # --- running ----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        web_app = build_web_app(self.db, self.route_installers, self.channel_status)
+        web_app = build_web_app(
+            self.db, self.route_installers, self.channel_status, self.delivery.health
+        )
         self.http = HttpServer(web_app, self.settings.http_host, self.settings.http_port)
         await self.http.start()
         tasks = [

@@ -224,35 +224,62 @@ def _open_db(settings: Settings):  # type: ignore[no-untyped-def]
     return Database(settings.database_url)
 
 
+def _whatsapp_id(raw: str) -> str:
+    """A WhatsApp id from the command line: a phone number (any usual spelling, with its
+    country code) as its digits, else a business-scoped user id ("ID.123…") as it is."""
+    from storage.people import phone_digits
+
+    value = raw.strip()
+    if "." in value and value[:2].isalpha():  # a business-scoped user id
+        return value
+    digits = phone_digits(value)
+    if digits is None:
+        fail(
+            f"--whatsapp {raw!r} is not a phone number with its country code "
+            "(e.g. 6281234567890) nor a WhatsApp user id (e.g. ID.1234567890)"
+        )
+    assert digits is not None
+    return digits
+
+
 @admin_app.command("add")
 def admin_add(
     telegram: str = typer.Option(None, "--telegram", help="Telegram user id (numeric)"),
-    whatsapp: str = typer.Option(None, "--whatsapp", help="WhatsApp id (wa_id or user id)"),
+    whatsapp: str = typer.Option(
+        None, "--whatsapp", help="WhatsApp phone number with country code, or user id"
+    ),
 ) -> None:
     """Make a person an admin (created if they have not written to the bot yet)."""
     from storage.models import ROLE_ADMIN
+    from storage.people import WHATSAPP
     from storage.repo import Repo
 
     if not telegram and not whatsapp:
         fail("give --telegram ID and/or --whatsapp ID")
     if telegram and not telegram.lstrip("-").isdigit():
         fail("--telegram must be the numeric Telegram user id")
+    wa_id = _whatsapp_id(whatsapp) if whatsapp else None
     settings = settings_or_exit()
     db = _open_db(settings)
-    with db.session() as s:
-        repo = Repo(s)
+    lang = settings.default_locale
+    with db.unit() as uow:
+        repo = Repo(uow)
         person_id = None
-        for channel, ext in (("telegram", telegram), ("whatsapp", whatsapp)):
-            if not ext:
-                continue
-            ident = repo.identity(channel, ext)
-            if ident is None:
-                repo.get_or_create_identity(channel, ext, ext, language=settings.default_locale)
-                ident = repo.identity(channel, ext)
-                assert ident is not None
-                if person_id is not None and ident.person_id != person_id:
-                    ident.person_id = person_id  # one person, two channels
-            person_id = person_id or ident.person_id
+        if telegram:
+            _ident, person, _new = repo.register_identity(
+                "telegram", telegram, telegram, language=lang
+            )
+            person_id = person.id
+        if wa_id and wa_id.isdigit():  # one person, two channels: a new identity joins
+            _ident, person, _new = repo.whatsapp_identity_for_phone(
+                wa_id, language=lang, person_id=person_id
+            )
+            person_id = person_id or person.id
+        elif wa_id:
+            _ident, person, _new = repo.register_identity(
+                WHATSAPP, wa_id, wa_id, language=lang, person_id=person_id
+            )
+            person_id = person_id or person.id
         assert person_id is not None
         repo.set_staff(person_id, ROLE_ADMIN, None)
     typer.echo(f"person {person_id} is now an admin")
@@ -318,7 +345,7 @@ def officer_list(opd: str = typer.Option(None, "--opd", help="Only this OPD")) -
 def officer_remove(
     person: int = typer.Option(None, "--person", help="Person id (see `lapor officer list`)"),
     telegram: str = typer.Option(None, "--telegram", help="Telegram user id"),
-    whatsapp: str = typer.Option(None, "--whatsapp", help="WhatsApp id"),
+    whatsapp: str = typer.Option(None, "--whatsapp", help="WhatsApp phone number or user id"),
 ) -> None:
     """Take the officer/head role away (the person stays a citizen)."""
     from storage.models import ROLE_ADMIN
@@ -333,7 +360,11 @@ def officer_remove(
         pid = person
         if pid is None:
             channel, ext = ("telegram", telegram) if telegram else ("whatsapp", whatsapp)
+            if channel == "whatsapp":
+                ext = _whatsapp_id(ext)
             ident = repo.identity(channel, ext)
+            if ident is None and channel == "whatsapp":
+                ident = repo.phone_identity(channel, ext)  # by phone, whatever its key
             if ident is None:
                 fail(f"no {channel} identity {ext}")
                 return

@@ -83,12 +83,16 @@ def build_web_app(
     db: Database,
     installers: list[RouteInstaller],
     channel_status: Callable[[], dict[str, str]],
+    delivery_health: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
+    """`delivery_health`: more figures for /healthz, read from the database (in a thread)."""
     app = web.Application(client_max_size=2 * 1024 * 1024)
 
     async def healthz(_request: web.Request) -> web.Response:
         try:
             body = await asyncio.to_thread(_db_health, db)
+            if delivery_health is not None:
+                body.update(await asyncio.to_thread(delivery_health))
         except Exception as exc:
             log.warning("healthz: database check failed: %s", exc)
             return web.json_response({"ok": False, "database": "down"}, status=503)

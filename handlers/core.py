@@ -220,8 +220,13 @@ class Core(Generic[K]):
 
 def begin(repo: Repo, svc: Services, events: Sequence[Inbound]) -> None:
     """Before handling a batch's events: read every sender with one statement and create
-    the first-time ones together, as `handle` would."""
-    repo.read_senders([(ev.channel, ev.external_id) for ev in events])
+    the first-time ones together, as `handle` would. A sender whose account may be stored
+    under its phone number from before (WhatsApp, before the business-scoped user id) is
+    found there too, and stays one person."""
+    repo.read_senders(
+        [(ev.channel, ev.external_id) for ev in events],
+        former={(ev.channel, ev.external_id): ev.phone for ev in events if ev.phone},
+    )
     newcomers: dict[tuple[str, str], NewIdentity] = {}
     for ev in events:
         key = (ev.channel, ev.external_id)

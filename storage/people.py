@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import col, select
 
 from storage.base import table_of
-from storage.models import ChannelIdentity, Conversation, Person, Staff
-from storage.unit import UnitStore
+from storage.merge import merge_rows
+from storage.models import (
+    ROLE_ADMIN,
+    ROLE_HEAD,
+    ROLE_OFFICER,
+    ChannelIdentity,
+    Conversation,
+    Person,
+    Staff,
+)
+from storage.unit import State, UnitStore
 from storage.views import IdentityView, NewIdentity, PersonView, identity_of, person_of
 
 _IDENT = table_of(ChannelIdentity)
@@ -56,6 +66,23 @@ _PERSON_GET = core_select(
     _PERSON.c.share_contact,
 ).where(_PERSON.c.id == bindparam("b_id"))
 _IDENT_INSERT_MANY = _IDENT.insert().returning(_IDENT.c.id, sort_by_parameter_order=True)
+_STAFF = table_of(Staff)
+_SENIORITY = {ROLE_ADMIN: 3, ROLE_HEAD: 2, ROLE_OFFICER: 1}
+
+WHATSAPP = "whatsapp"
+_PHONE_SEPARATORS = re.compile(r"[\s\-.()]")
+
+Who = tuple[IdentityView, PersonView]
+
+
+def phone_digits(raw: str) -> str | None:
+    """A phone number as WhatsApp writes it (`wa_id`: country code first, digits only) from
+    "+62 812-3456-7890", "6281234567890" and the like; None if it is not one (a local number
+    starting with 0 has no country code)."""
+    digits = _PHONE_SEPARATORS.sub("", raw.strip().removeprefix("+"))
+    if not (digits.isascii() and digits.isdigit()) or digits.startswith("0"):
+        return None
+    return digits if 8 <= len(digits) <= 15 else None
 
 
 def _trim(value: str | None, size: int) -> str | None:
@@ -64,27 +91,104 @@ def _trim(value: str | None, size: int) -> str | None:
 
 class PeopleRepo(UnitStore):
     # --- a batch's senders ------------------------------------------------------------------
-    def read_senders(self, keys: Sequence[tuple[str, str]]) -> None:
+    def read_senders(
+        self,
+        keys: Sequence[tuple[str, str]],
+        former: Mapping[tuple[str, str], str] | None = None,
+    ) -> None:
         """Read the senders `(channel, external_id)` of a batch, with their people and
-        conversations, in one statement (kept in the unit of work)."""
+        conversations, in one statement (kept in the unit of work).
+
+        `former` gives, for a sender, the id the same account was known by before (WhatsApp:
+        the phone number `wa_id`, before Meta added the business-scoped user id). Read in the
+        same statement: an account found only under it takes the new id, one found under
+        both becomes one (`link_former`)."""
         uow = self.uow
         wanted = set(keys)
+        older = {
+            key: (key[0], old)
+            for key, old in (former or {}).items()
+            if key in wanted and old != key[1] and (key[0], old) not in wanted
+        }
         uow.size = max(1, len(wanted))
         for key in wanted:
             uow.who.setdefault(key, None)
         if not wanted:
             return
-        rows = self._s.connection().execute(
-            _WHO_MANY, {"b_exts": sorted({ext for _ch, ext in wanted})}
-        )
+        exts = {ext for _ch, ext in wanted} | {ext for _ch, ext in older.values()}
+        rows = self._s.connection().execute(_WHO_MANY, {"b_exts": sorted(exts)})
+        old_rows: dict[tuple[str, str], tuple[Who, State | None]] = {}
+        olds = set(older.values())
         for row in rows:
             key = (row.channel, row.external_id)
+            conv = None if row.step is None else (row.step, dict(row.data or {}))
+            if key in olds:
+                old_rows[key] = ((identity_of(row), person_of(row)), conv)
             if key not in wanted:
                 continue
             ident = identity_of(row)
             uow.who[key] = (ident, person_of(row))
-            uow.conv[ident.id] = None if row.step is None else (row.step, dict(row.data or {}))
+            uow.conv[ident.id] = conv
             uow.stored[ident.id] = row.step is not None
+        for key, old_key in older.items():
+            if old_key in old_rows:
+                self.link_former(key, *old_rows[old_key])
+
+    def link_former(self, key: tuple[str, str], old: Who, old_conv: State | None) -> None:
+        """The account `key` was known as `old` before: one identity and one person from now.
+
+        Only under the old id → that identity takes the new one (person, role, reports and
+        conversation stay). Under both (written to us before and after the change) → the two
+        people become one, the more senior staff member kept (admin, head, officer; else the
+        older person), with every report, follower, subscription and queued message, and the
+        identity of the new id stays, with its conversation if it has one."""
+        uow = self.uow
+        conn = self._s.connection()
+        old_ident, old_person = old
+        found = uow.who.get(key)
+        if found is None:
+            conn.execute(
+                update(_IDENT).where(_IDENT.c.id == old_ident.id).values(external_id=key[1])
+            )
+            old_ident.external_id = key[1]
+            uow.who[key] = old
+            uow.conv[old_ident.id] = old_conv
+            uow.stored[old_ident.id] = old_conv is not None
+            return
+        ident, person = found
+        kept = person
+        if old_person.id != person.id:
+            kept, gone = self._senior(person, old_person)
+            merge_rows(conn, _PERSON, kept.id, gone.id)
+            for seen_key, seen in list(uow.who.items()):
+                if seen is not None and seen[1].id == gone.id:
+                    seen[0].person_id = kept.id
+                    uow.who[seen_key] = (seen[0], kept)
+        last = max(
+            (t for t in (ident.last_inbound_at, old_ident.last_inbound_at) if t is not None),
+            default=None,
+        )
+        merge_rows(conn, _IDENT, ident.id, old_ident.id)
+        if last != ident.last_inbound_at:
+            conn.execute(update(_IDENT).where(_IDENT.c.id == ident.id).values(last_inbound_at=last))
+            ident.last_inbound_at = last
+        if uow.conv.get(ident.id) is None and old_conv is not None:
+            uow.conv[ident.id] = old_conv  # the old identity's conversation moved over
+            uow.stored[ident.id] = True
+        ident.person_id = kept.id
+        uow.who[key] = (ident, kept)
+        uow.memo.clear()  # staff and people changed
+
+    def _senior(self, a: PersonView, b: PersonView) -> tuple[PersonView, PersonView]:
+        """(kept, given up) of two people who are one: the higher staff role, else the older."""
+        rows = self._s.connection().execute(
+            core_select(_STAFF.c.person_id, _STAFF.c.role).where(
+                _STAFF.c.person_id.in_([a.id, b.id])
+            )
+        )
+        rank = {int(r.person_id): _SENIORITY.get(r.role, 0) for r in rows}
+        first, second = sorted((a, b), key=lambda p: (-rank.get(p.id, 0), p.id))
+        return first, second
 
     def unknown(self, channel: str, external_id: str) -> bool:
         """This sender was read by `read_senders` and has never written."""
@@ -200,43 +304,6 @@ class PeopleRepo(UnitStore):
         assert new is not None
         return (*new, True)
 
-    def add_identity(
-        self,
-        channel: str,
-        external_id: str,
-        *,
-        person_id: int | None,
-        language: str,
-        active: bool = True,
-        address: str | None = None,
-    ) -> tuple[IdentityView, PersonView]:
-        """A channel identity that has not written to us (an API account, a number an
-        officer is registered by): of `person_id`, else of a new person. No
-        `last_inbound_at`: it has never written."""
-        now = self.now()
-        conn = self._s.connection()
-        if person_id is None:
-            person_id = int(
-                conn.execute(
-                    _PERSON_INSERT_MANY,
-                    [{"language": language, "share_contact": False, "created_at": now}],
-                ).scalar_one()
-            )
-        row = {
-            "person_id": person_id,
-            "channel": channel,
-            "external_id": external_id,
-            "address": address or external_id,
-            "active": active,
-            "last_inbound_at": None,
-            "created_at": now,
-        }
-        ident_id = int(conn.execute(_IDENT_INSERT_MANY, [row]).scalar_one())
-        self.uow.who.pop((channel, external_id), None)
-        found = self.who(channel, external_id)
-        assert found is not None and found[0].id == ident_id
-        return found
-
     def who(self, channel: str, external_id: str) -> tuple[IdentityView, PersonView] | None:
         """Identity and person, read only; None for someone who never wrote."""
         uow = self.uow
@@ -267,6 +334,112 @@ class PeopleRepo(UnitStore):
 
     def identity_by_id(self, identity_id: int) -> ChannelIdentity | None:
         return self._s.get(ChannelIdentity, identity_id)
+
+    # --- people known by a phone number -----------------------------------------------------
+    def phone_identity(self, channel: str, phone: str) -> ChannelIdentity | None:
+        """The identity of the account with this phone number on `channel` (WhatsApp: keyed
+        by the number, or by the business-scoped user id with the number as its address, or
+        of a person with that number), the active and most recently heard one first."""
+        q = (
+            select(ChannelIdentity)
+            .join(Person, col(Person.id) == col(ChannelIdentity.person_id))
+            .where(
+                ChannelIdentity.channel == channel,
+                or_(
+                    col(ChannelIdentity.external_id) == phone,
+                    col(ChannelIdentity.address) == phone,
+                    col(Person.phone) == phone,
+                ),
+            )
+            .order_by(
+                col(ChannelIdentity.active).desc(),
+                col(ChannelIdentity.last_inbound_at).is_(None),
+                col(ChannelIdentity.last_inbound_at).desc(),
+                col(ChannelIdentity.id),
+            )
+        )
+        return self._s.exec(q).first()
+
+    def whatsapp_identity_for_phone(
+        self, phone: str, *, language: str, person_id: int | None = None
+    ) -> tuple[IdentityView, PersonView, bool]:
+        """Find or create the WhatsApp identity for a phone number (`phone_digits`); True
+        when it was created. Found: whoever has that number, also when they write under
+        their business-scoped user id. Created: an identity that never wrote, so outside the
+        24-hour window (no `last_inbound_at`): what is sent to it goes as a template; when
+        the number writes, its identity takes the user id (`link_former`). `person_id`
+        attaches a new identity to that person instead of a new one."""
+        found = self.phone_identity(WHATSAPP, phone)
+        if found is not None:
+            who = self.who(WHATSAPP, found.external_id)
+            assert who is not None
+            return (*who, False)
+        return self.register_identity(
+            WHATSAPP, phone, phone, language=language, phone=phone, person_id=person_id
+        )
+
+    def register_identity(
+        self,
+        channel: str,
+        external_id: str,
+        address: str,
+        *,
+        language: str,
+        phone: str | None = None,
+        person_id: int | None = None,
+        active: bool = True,
+    ) -> tuple[IdentityView, PersonView, bool]:
+        """The identity (channel, external_id), made for someone who has not written yet (an
+        admin added from the command line, a reporter named by another city app, an API
+        account: `active=False`, nothing is sent there): it has no `last_inbound_at`.
+        `person_id`: whose identity it is (else a new person). True when it was created."""
+        found = self.who(channel, external_id)
+        if found is not None:
+            return (*found, False)
+        now = self.now()
+        conn = self._s.connection()
+        if person_id is None:
+            person_id = int(
+                conn.execute(
+                    _PERSON_INSERT_MANY,
+                    [
+                        {
+                            "language": language,
+                            "phone": _trim(phone, 32),
+                            "share_contact": False,
+                            "created_at": now,
+                        }
+                    ],
+                ).scalar_one()
+            )
+        row = {
+            "person_id": person_id,
+            "channel": channel,
+            "external_id": external_id,
+            "address": address,
+            "active": active,
+            "last_inbound_at": None,
+            "created_at": now,
+        }
+        ident_id = int(conn.execute(_IDENT_INSERT_MANY, [row]).scalar_one())
+        person = self.person_view(person_id)
+        assert person is not None
+        ident = IdentityView(ident_id, person_id, channel, external_id, address, active, None)
+        self.uow.who[(channel, external_id)] = (ident, person)
+        return ident, person, True
+
+    def move_address(self, channel: str, old: str, new: str) -> int:
+        """Identities whose chat moved (a Telegram group upgraded to a supergroup) are
+        reached at `new` from now on; how many."""
+        res = self._s.connection().execute(
+            update(_IDENT)
+            .where(_IDENT.c.channel == channel, _IDENT.c.address == old)
+            .values(address=new)
+        )
+        for found in self.uow.who.values():
+            if found is not None and found[0].channel == channel and found[0].address == old:
+                found[0].address = new
+        return int(res.rowcount or 0)
 
     def person(self, person_id: int) -> Person | None:
         return self._s.get(Person, person_id)

@@ -118,6 +118,18 @@ class WorkRepo(UnitStore):
         self.uow.memo.clear()  # what the batch remembered of queue groups is stale
         return row
 
+    def move_group_chat(self, channel: str, old: str, new: str) -> list[str]:
+        """Queue groups in chat `old` are in chat `new` from now on (a Telegram group
+        upgraded to a supergroup gets a new id); the OPDs whose group moved."""
+        rows = self.groups_of_chat(channel, old)
+        for row in rows:
+            row.chat_id = new
+            self._s.add(row)
+        if rows:
+            self._s.flush()
+            self.uow.memo.clear()  # what the batch remembered of queue groups is stale
+        return [row.opd for row in rows]
+
     # --- followers ---------------------------------------------------------------------------
     def follow(self, report: Report, person_id: int, now: datetime) -> bool:
         """Add a follower; the report's supporter count rises. False if already following."""

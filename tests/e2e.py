@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,3 +137,10 @@ def wait_until(cond: Any, timeout: float = 15.0, what: str = "condition") -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def health(proc: BotProcess) -> dict[str, Any]:
+    """The process's /healthz answer."""
+    with urllib.request.urlopen(proc.health_url, timeout=10) as resp:
+        body: dict[str, Any] = json.loads(resp.read())
+        return body

@@ -16,10 +16,11 @@ from sqlmodel import select
 
 from storage.models import Report
 from storage.repo import Repo
+from storage.work_models import QueueGroup
 from storage.work_repo import WorkRepo
 from tests.conftest import REPO_ROOT
 from tests.dbs import database_url
-from tests.e2e import Bot, buttons, jpeg_with_exif, running_bot, text_of
+from tests.e2e import Bot, buttons, health, jpeg_with_exif, running_bot, text_of, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -228,3 +229,64 @@ def test_hand_over_refusals_and_duplicates(sqlite_bot: Bot) -> None:
     assert report_by_code(bot, first).supporters == 1
     with bot.db().session() as s:
         assert len(list(s.exec(select(Report)))) == 2  # no new report was made
+
+
+BASIC_GROUP = -4001  # a basic group's id; upgraded, it becomes a supergroup -100…
+
+
+def queue_chat(bot: Bot, opd: str) -> str | None:
+    with bot.db().session() as s:
+        group = s.get(QueueGroup, opd)
+        return group.chat_id if group else None
+
+
+def link_basic_group(bot: Bot) -> None:
+    join(bot, OFFICER, "--opd", "DLH")
+    join(bot, HEAD, "--opd", "DLH", "--head")
+    update = bot.api.text_update(HEAD, "/hubungkan DLH", chat_id=BASIC_GROUP, chat_type="group")
+    assert "antrean" in text_of(push(bot, BASIC_GROUP, update)).lower()
+    assert queue_chat(bot, "DLH") == str(BASIC_GROUP)
+
+
+def test_queue_group_upgraded_to_a_supergroup_is_followed_from_the_400(bot: Bot) -> None:
+    """The group was upgraded while nobody wrote in it: the first card to the old id gets
+    Telegram's 400 with `migrate_to_chat_id`, goes to the supergroup, and the queue group
+    follows; later cards go there directly; nothing is retried or lost."""
+    link_basic_group(bot)
+    supergroup = bot.api.migrate_chat(BASIC_GROUP)
+
+    file_report(bot, CITIZEN, BESUSU_BARAT, photo=False)
+    code = send_report(bot, CITIZEN)
+    [card] = wait_for(bot, supergroup, 1)
+    assert code in card["text"] and buttons(card)
+    wait_until(lambda: queue_chat(bot, "DLH") == str(supergroup), what="queue group moved")
+
+    file_report(bot, FAN, LERE, photo=False)
+    second = send_report(bot, FAN)
+    assert second in text_of(wait_for(bot, supergroup, 2)[1:])
+    refused = [c for c in bot.api.calls("sendMessage") if c.status == 400]
+    assert [c.chat_id for c in refused] == [str(BASIC_GROUP)]  # asked once, then followed
+    body = health(bot.proc)
+    assert body["failed_24h"] == {} and body["outside_window_24h"] == {}
+
+
+def test_queue_group_upgraded_to_a_supergroup_is_followed_from_the_service_message(
+    sqlite_bot: Bot,
+) -> None:
+    """The upgrade's service messages move the queue group before any card is sent."""
+    bot = sqlite_bot
+    link_basic_group(bot)
+    supergroup = bot.api.migrate_chat(BASIC_GROUP)
+    for update in bot.api.migration_updates(BASIC_GROUP, supergroup, user_id=OFFICER):
+        bot.api.push_update(update)
+    wait_until(lambda: queue_chat(bot, "DLH") == str(supergroup), what="queue group moved")
+
+    file_report(bot, CITIZEN, BESUSU_BARAT, photo=False)
+    code = send_report(bot, CITIZEN)
+    [card] = wait_for(bot, supergroup, 1)
+    assert code in card["text"]
+    assert [c for c in bot.api.calls("sendMessage") if c.status == 400] == []
+    # officers work the report from the supergroup as before
+    rid = report_by_code(bot, code).id
+    bot.api.push_update(bot.api.callback_update(OFFICER, f"op:ambil:{rid}", chat_id=supergroup))
+    assert "ditugaskan" in text_of(wait_for(bot, supergroup, 2)[1:])

@@ -102,9 +102,9 @@ def wa_env(graph: FakeGraphAPI, db_url: str, tmp: Path, **extra: str) -> dict[st
 
 
 @contextmanager
-def running_wa_bot(db_url: str, tmp: Path) -> Iterator[WaBot]:
+def running_wa_bot(db_url: str, tmp: Path, **extra: str) -> Iterator[WaBot]:
     graph = FakeGraphAPI(token=TOKEN).start_in_thread()
-    proc = BotProcess(wa_env(graph, db_url, tmp), log_path=tmp / "bot.log")
+    proc = BotProcess(wa_env(graph, db_url, tmp, **extra), log_path=tmp / "bot.log")
     try:
         proc.start()
         proc.wait_ready(timeout=60)

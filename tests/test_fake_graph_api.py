@@ -136,18 +136,46 @@ async def test_programmed_errors_per_recipient(graph: FakeGraphAPI) -> None:
     assert graph.counters["error_131047"] == 1 and graph.counters["messages"] == 2
 
 
-async def test_template_passes_the_window_error(graph: FakeGraphAPI) -> None:
-    graph.fail_always(WA_ID, 131047)
-    tpl = {
+def template(name: str = "status_laporan", *params: str) -> dict[str, Any]:
+    body = {"type": "body", "parameters": [{"type": "text", "text": p} for p in params]}
+    return {
         "messaging_product": "whatsapp",
         "to": WA_ID,
         "type": "template",
-        "template": {"name": "status_laporan", "language": {"code": "id"}},
+        "template": {"name": name, "language": {"code": "id"}, "components": [body]},
     }
+
+
+async def test_template_passes_the_window_error(graph: FakeGraphAPI) -> None:
+    graph.fail_always(WA_ID, 131047)
+    tpl = template("status_laporan", "Laporan PLU-2612-0001 selesai.")
     assert (await post(graph, text())).status_code == 400
     r = await post(graph, tpl)
     assert r.status_code == 200
     assert r.json()["messages"][0]["message_status"] == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("tpl", "code"),
+    [
+        (template("status_laporan", "Selesai.\nCatatan: sudah diperbaiki"), 132018),
+        (template("status_laporan", "kolom\tdua"), 132018),
+        (template("status_laporan", "lima     spasi"), 132018),
+        (template("status_laporan", "x" * 1000), 132005),  # 1024 with the template's words
+        (template("status_laporan"), 132000),
+        (template("status_laporan", "a", "b"), 132000),
+        (template("status_laporan", "  "), 132000),
+        (template("tidak_ada", "x"), 132001),
+    ],
+)
+async def test_template_parameters_are_checked_like_meta(
+    graph: FakeGraphAPI, tpl: dict[str, Any], code: int
+) -> None:
+    r = await post(graph, tpl)
+    assert r.status_code in (400, 404) and r.json()["error"]["code"] == code
+    assert graph.sent == []
+    ok = await post(graph, template("peringatan_dini", "Banjir. Siaga 2 · empat    spasi boleh"))
+    assert ok.status_code == 200
 
 
 async def test_throughput_limit_answers_130429() -> None:

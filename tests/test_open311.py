@@ -34,6 +34,7 @@ from storage.models import (
     STATUS_NEW,
     STATUS_REJECTED,
     STATUS_RESOLVED,
+    ChannelIdentity,
     OutboxItem,
     Person,
     Photo,
@@ -505,6 +506,42 @@ async def test_post_creates_a_report_through_the_citizen_flow_and_pushes_to_the_
         assert not list(s.exec(select(OutboxItem).where(OutboxItem.channel == "open311")))
     (shown,) = await get_json(client, f"/open311/v2/requests/{code}.json")
     assert shown["service_code"] == cat.key and shown["status"] == "open"
+
+
+async def test_a_whatsapp_number_as_account_is_one_person_told_by_template(
+    client: TestClient[Any, Any], harness: CoreHarness
+) -> None:
+    """`account_id=whatsapp:<phone>` for a number that never wrote: one WhatsApp identity
+    for that number (no `last_inbound_at`, so the transport sends templates), the
+    confirmation queued to it, and the same person for a second report in another format."""
+    key = make_key(harness.db)
+    kel = harness.city.kelurahan[0]
+    cat = harness.city.categories[0].key
+    codes = []
+    for account in ("whatsapp:+62 812-3456-7890", "whatsapp:6281234567890"):
+        resp = await client.post(
+            "/open311/v2/requests.json",
+            data={"api_key": key, "service_code": cat, "description": "Lampu jalan mati",
+                  "address_id": kel.code, "account_id": account},
+        )  # fmt: skip
+        body = await resp.text()
+        assert resp.status == 200, body
+        codes.append(json.loads(body)[0]["service_request_id"])
+    with harness.db.session() as s:
+        repo = Repo(s)
+        [ident] = [i for i in s.exec(select(ChannelIdentity)) if i.channel == "whatsapp"]
+        assert (ident.external_id, ident.last_inbound_at) == ("6281234567890", None)
+        reports = [repo.report_by_code(c) for c in codes]
+        assert {r.person_id for r in reports if r} == {ident.person_id}
+        pushes = list(s.exec(select(OutboxItem).where(OutboxItem.channel == "whatsapp")))
+        assert [p.kind for p in pushes] == ["status", "status"]
+        assert all(p.address == "6281234567890" for p in pushes)
+    resp = await client.post(
+        "/open311/v2/requests.json",
+        data={"api_key": key, "service_code": cat, "description": "Lampu jalan mati",
+              "address_id": kel.code, "account_id": "whatsapp:0812345"},
+    )  # fmt: skip
+    assert resp.status == 400 and "account_id" in await resp.text()
 
 
 async def test_post_json_xml_and_multipart_photo(

@@ -209,3 +209,158 @@ def test_the_poller_finds_the_sender_as_aiogram_would() -> None:
     for raw in samples:
         assert _raw_sender_key(raw) == _sender_key(Update.model_validate(raw)), raw
     assert _raw_sender_key(samples[0]) == "7" and _raw_sender_key(samples[2]) == "9"
+
+
+@pytest.fixture
+async def tg_transport(tmp_path):  # type: ignore[no-untyped-def]
+    """The real transport on JsonSession against the fake Bot API; chats it was told moved."""
+    from aiogram import Bot
+    from aiogram.client.telegram import TelegramAPIServer
+
+    from bot.channels.base import RateLimits
+    from bot.channels.telegram import JsonSession, TelegramTransport
+    from bot.media import MediaStore
+    from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeBotAPI
+
+    moved: list[tuple[str, str, str]] = []
+
+    async def on_chat_moved(channel: str, old: str, new: str) -> None:
+        moved.append((channel, old, new))
+
+    async with FakeBotAPI() as api:
+        session = JsonSession(api=TelegramAPIServer.from_base(api.base_url))
+        bot = Bot(DEFAULT_TOKEN, session=session)
+        transport = TelegramTransport(
+            bot, MediaStore(tmp_path, 1_000_000), RateLimits(0, 0), on_chat_moved
+        )
+        try:
+            yield api, transport, moved
+        finally:
+            await session.close()
+
+
+def _out(chat: int | str, text: str = "Kartu laporan PLU-2612-0001"):  # type: ignore[no-untyped-def]
+    from bot.channels.base import OutboundMessage
+
+    return OutboundMessage(1, "telegram", str(chat), Reply(text=text), "officer", None, {})
+
+
+@pytest.mark.parametrize(
+    ("status", "description", "outcome"),
+    [
+        (400, "Bad Request: message text is empty", "failed"),
+        (400, "Bad Request: chat not found", "blocked"),
+        (403, "Forbidden: bot was kicked from the group chat", "blocked"),
+        (404, "Not Found", "blocked"),
+        (409, "Conflict: something unexpected", "failed"),
+        (413, "Request Entity Too Large", "failed"),
+        (429, "Too Many Requests: retry after 3", "retry"),
+        (500, "Internal Server Error", "retry"),
+        (502, "Bad Gateway", "retry"),
+        (503, "Service Unavailable", "retry"),
+    ],
+)
+async def test_a_permanent_4xx_is_never_retried(  # type: ignore[no-untyped-def]
+    tg_transport, status: int, description: str, outcome: str
+) -> None:
+    """4xx answers are about this message or chat and would be the same next time: failed or
+    blocked, never retried; 429 and 5xx are temporary. Error texts carry no exception name."""
+    api, transport, _moved = tg_transport
+    api.fail_next(1, status=status, description=description)
+    result = await transport.send(_out(-4001))
+    assert result.status == outcome, result
+    assert result.error and "Telegram" not in result.error and "Error" not in result.error[:12]
+    if outcome != "retry":
+        assert result.error.startswith(str(status)) or result.error.startswith("400")
+
+
+async def test_a_rejected_token_pauses_the_channel(tg_transport) -> None:  # type: ignore[no-untyped-def]
+    api, transport, _moved = tg_transport
+    api.fail_next(1, status=401, description="Unauthorized")
+    result = await transport.send(_out(42))
+    assert result.status == "retry" and result.pause_channel and result.retry_after
+
+
+async def test_a_proxy_page_and_a_dead_server_are_temporary(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An HTML error page (a proxy in front of the Bot API) and a closed port: retry."""
+    from aiogram import Bot
+    from aiogram.client.telegram import TelegramAPIServer
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from bot.channels.base import RateLimits
+    from bot.channels.telegram import JsonSession, TelegramTransport
+    from bot.media import MediaStore
+    from tests.fakes.telegram_api import DEFAULT_TOKEN
+
+    async def html(_request: web.Request) -> web.Response:
+        return web.Response(status=502, text="<html>502 Bad Gateway</html>")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", html)
+    async with TestServer(app, host="127.0.0.1") as server:
+        base = str(server.make_url("")).rstrip("/")
+        for url in (base, "http://127.0.0.1:9"):
+            session = JsonSession(api=TelegramAPIServer.from_base(url))
+            bot = Bot(DEFAULT_TOKEN, session=session)
+            transport = TelegramTransport(bot, MediaStore(tmp_path, 10**6), RateLimits(0, 0))
+            try:
+                result = await transport.send(_out(42))
+            finally:
+                await session.close()
+            assert result.status == "retry", (url, result)
+
+
+async def test_a_group_upgraded_to_a_supergroup_gets_the_message(tg_transport) -> None:  # type: ignore[no-untyped-def]
+    """Telegram answers a send to the old group id with 400 and the new id in
+    `parameters.migrate_to_chat_id`: the message goes there, the move is recorded once, and
+    later messages for the old id go straight to the new one."""
+    api, transport, moved = tg_transport
+    old = -4001
+    new = api.migrate_chat(old)
+    assert str(new).startswith("-100")
+
+    first = await transport.send(_out(old, "Kartu 1"))
+    assert first.status == "sent", first
+    assert [m["text"] for m in api.sent_to(new)] == ["Kartu 1"]
+    assert moved == [("telegram", str(old), str(new))]
+    second = await transport.send(_out(old, "Kartu 2"))
+    assert second.status == "sent"
+    assert [m["text"] for m in api.sent_to(new)] == ["Kartu 1", "Kartu 2"]
+    refused = [c for c in api.calls("sendMessage") if c.status == 400]
+    assert len(refused) == 1 and refused[0].chat_id == str(old)  # asked the old id once
+    assert moved == [("telegram", str(old), str(new))]
+
+
+async def test_the_upgrade_service_messages_move_the_chat(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Both service messages of an upgrade (the old group's `migrate_to_chat_id`, the
+    supergroup's `migrate_from_chat_id`, sent by Telegram's anonymous admin bot) report the
+    move and reach the core as nothing."""
+    from bot.channels.telegram import TelegramChannel
+    from bot.config import Settings
+    from bot.i18n import I18n
+    from bot.media import MediaStore
+    from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeBotAPI
+
+    moved: list[tuple[str, str, str]] = []
+
+    async def on_chat_moved(channel: str, old: str, new: str) -> None:
+        moved.append((channel, old, new))
+
+    async with FakeBotAPI() as api:
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            telegram_bot_token=DEFAULT_TOKEN,
+            telegram_api_base=api.base_url,
+        )
+        channel = TelegramChannel(
+            settings, MediaStore(tmp_path, 10**6), I18n("id"), set(), on_chat_moved=on_chat_moved
+        )
+        try:
+            new = api.migrate_chat(-4001)
+            for update in api.migration_updates(-4001, new, user_id=6101):
+                raw = api.push_update(update)
+                assert await channel.to_inbound(raw) == []
+        finally:
+            await channel.stop()
+    assert moved == [("telegram", "-4001", str(new))] * 2

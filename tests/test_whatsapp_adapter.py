@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,17 +15,20 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
-from bot.channels.base import Channel, OutboundMessage, RateLimits, Transport
+from bot.channels.base import WINDOW_CLOSED, Channel, OutboundMessage, RateLimits, Transport
 from bot.channels.wa_render import (
     BUTTON_TITLE_MAX,
     LIST_BUTTON_MAX,
     ROW_DESCRIPTION_MAX,
     ROW_TITLE_MAX,
+    TEMPLATE_PARAM_MAX,
     RenderError,
     cut,
     more_row_id,
     parse_more_row_id,
     render_reply,
+    render_template,
+    template_parameter,
 )
 from bot.channels.wa_webhook import signature_ok
 from bot.channels.whatsapp import (
@@ -671,6 +674,9 @@ async def test_template_that_also_fails_is_not_retried_in_a_loop(harness: Harnes
         (timedelta(hours=25), "warning", "template", "sent"),
         (timedelta(hours=25), "announcement", "template", "sent"),
         (None, "warning", "template", "sent"),  # never wrote to us
+        (None, "status", "template", "sent"),
+        (timedelta(hours=25), "officer", "template", "sent"),  # a new-report card
+        (timedelta(hours=25), "admin_alert", "template", "sent"),  # a sensor notice
         (timedelta(hours=25), "reply", None, "failed"),
     ],
 )
@@ -692,8 +698,79 @@ async def test_24h_window(
         [sent] = harness.graph.sent
         assert sent.type == expect_type
         if expect_type == "template":
-            expected = "status_laporan" if kind == "status" else "peringatan_dini"
+            expected = "status_laporan" if kind in ("status", "officer") else "peringatan_dini"
             assert sent.content["name"] == expected
+    if expect_status == "failed":
+        assert r.error == WINDOW_CLOSED  # what /healthz counts
+
+
+CARD = (
+    "🆕 Laporan baru PLU-2612-0007\n"
+    "Kategori: Jalan rusak\n\n"
+    "Lokasi:\tBesusu Barat,     Palu Timur\n"
+    "Jalan berlubang sedalam 30 cm oleh Dinas PUPR.\n"
+    "Catatan: " + "sudah dua minggu " * 80
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "template"),
+    [
+        ("status", "status_laporan"),
+        ("officer", "status_laporan"),
+        ("warning", "peringatan_dini"),
+        ("announcement", "peringatan_dini"),
+        ("admin_alert", "peringatan_dini"),
+    ],
+)
+async def test_a_multi_line_text_goes_as_one_valid_template_parameter(
+    harness: Harness, kind: str, template: str
+) -> None:
+    """Meta refuses a parameter with a new-line, a tab or more than 4 spaces (132018) and a
+    body over 1024 characters (132005); the fake Graph API refuses them the same way."""
+    harness.last_inbound[5] = datetime.now(UTC) - timedelta(hours=30)
+    r = await harness.channel.transport.send(out(harness, Reply(CARD), kind, identity_id=5))
+    assert r.status == "sent", r.error
+    [sent] = harness.graph.sent
+    assert sent.type == "template" and sent.content["name"] == template
+    [param] = sent.content["components"][0]["parameters"]
+    text = param["text"]
+    assert "\n" not in text and "\t" not in text and "  " not in text
+    assert len(text) == TEMPLATE_PARAM_MAX and text.endswith("…")
+    assert text.startswith(
+        "🆕 Laporan baru PLU-2612-0007 · Kategori: Jalan rusak · Lokasi: Besusu Barat, Palu "
+        "Timur · Jalan berlubang sedalam 30 cm oleh Dinas PUPR. Catatan: sudah dua minggu"
+    )
+    assert harness.graph.rejected == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_template_parameters_of_random_texts_are_valid(seed: int) -> None:
+    rng = random.Random(seed)
+    pieces = ["kata", "\n", "\t", " ", "     ", "\r\n", "\u00a0", "\u2028", ".", "é", "🌊"]
+    text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 600)))
+    param = template_parameter(text)
+    assert len(param) <= TEMPLATE_PARAM_MAX
+    assert param == param.strip() and "  " not in param
+    assert not any(c in param for c in "\n\r\t\u00a0\u2028")
+    words = [w for w in text.split() if w]
+    if words:
+        assert param.startswith(words[0][: TEMPLATE_PARAM_MAX - 1])
+        message = {"messaging_product": "whatsapp", "to": WA_ID}
+        validate_message({**message, **render_template("peringatan_dini", "id", text).to_request()})
+    else:
+        assert param == ""
+        with pytest.raises(RenderError):
+            render_template("status_laporan", "id", text)
+
+
+async def test_a_row_marked_as_template_never_goes_free_form(harness: Harness) -> None:
+    """The copy queued after Meta reported 131047 for a free-form message goes as the
+    template even though the window looks open from here."""
+    harness.last_inbound[5] = datetime.now(UTC) - timedelta(minutes=5)
+    msg = out(harness, Reply("Laporan PLU-1 selesai"), "status", identity_id=5)
+    r = await harness.channel.transport.send(replace(msg, meta={"as_template": True}))
+    assert r.status == "sent" and harness.graph.sent[0].type == "template"
 
 
 async def test_naive_last_inbound_is_taken_as_utc(harness: Harness) -> None:

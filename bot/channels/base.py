@@ -17,6 +17,10 @@ from aiohttp import web
 
 from handlers.events import Inbound, Reply
 
+# The error of a message that could not go because the platform's window for free-form
+# messages is closed (WhatsApp: 24 h after the person's last message) and no template fits.
+WINDOW_CLOSED = "outside_24h_window"
+
 
 @dataclass(frozen=True)
 class RateLimits:

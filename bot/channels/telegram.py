@@ -13,7 +13,7 @@ import contextlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from aiogram import Bot
@@ -21,10 +21,13 @@ from aiogram import methods as tg
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramConflictError,
+    TelegramEntityTooLarge,
     TelegramForbiddenError,
+    TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramNotFound,
     TelegramRetryAfter,
@@ -118,6 +121,15 @@ def pinned_response_types() -> tuple[type, ...]:
     return tuple(Response[m.__returning__] for m in methods)  # type: ignore[name-defined]
 
 
+class UnexpectedAnswer(TelegramAPIError):
+    """An error answer aiogram has no class for (a 429 without `retry_after`, a 406 …), with
+    its HTTP status, so the transport can tell temporary from permanent."""
+
+    def __init__(self, method: TelegramMethod[Any], message: str, status_code: int) -> None:
+        super().__init__(method=method, message=message)
+        self.status_code = status_code
+
+
 class JsonSession(AiohttpSession):
     """aiogram's aiohttp session with two changes on the hot path (measured in bench/inbound.py):
 
@@ -129,6 +141,16 @@ class JsonSession(AiohttpSession):
     Values go through aiogram's own `prepare_value` (defaults, nested objects as JSON text,
     which the Bot API accepts in a JSON body too); answers through its `check_response`.
     """
+
+    def check_response(
+        self, bot: Bot, method: TelegramMethod[Any], status_code: int, content: str
+    ) -> Response[Any]:
+        try:
+            return super().check_response(bot, method, status_code, content)
+        except TelegramAPIError as exc:
+            if type(exc) is TelegramAPIError:  # aiogram's catch-all: keep the status
+                raise UnexpectedAnswer(method, exc.message, status_code) from exc
+            raise
 
     async def make_request(
         self,
@@ -199,64 +221,128 @@ class JsonSession(AiohttpSession):
             ) from exc
         except ClientError as exc:
             raise TelegramNetworkError(
-                method=method_for_errors(), message=f"{type(exc).__name__}: {exc}"
+                method=method_for_errors(), message=str(exc) or "connection failed"
             ) from exc
+
+
+ChatMoved = Callable[[str, str, str], Awaitable[None]]  # (channel, old chat id, new chat id)
+
+
+def map_error(exc: Exception) -> SendResult:
+    """A failed Bot API call as the sender's decision. 429, 5xx and network trouble are
+    temporary (retry); another answer (400, 403, 404, 413 …) is about this message or chat and
+    would be the same next time (not retried); a rejected token (401) pauses the channel: every
+    send would fail until it is fixed, and nothing queued meanwhile is lost."""
+    if isinstance(exc, TelegramRetryAfter):
+        return SendResult(
+            status="retry",
+            retry_after=float(exc.retry_after),
+            pause_channel=True,
+            error="429 " + exc.message,
+        )
+    if isinstance(exc, TelegramEntityTooLarge):  # a network error by class, permanent by code
+        return SendResult(status="failed", error="413 " + exc.message)
+    if isinstance(exc, TelegramServerError):
+        return SendResult(status="retry", error=f"5xx {exc.message}"[:300])
+    if isinstance(exc, TelegramNetworkError):
+        return SendResult(status="retry", error=f"network: {exc.message}"[:300])
+    if isinstance(exc, ClientDecodeError):  # e.g. a proxy's HTML error page
+        return SendResult(status="retry", error="the Bot API answered something unreadable")
+    if isinstance(exc, TelegramUnauthorizedError):
+        return SendResult(status="retry", retry_after=300.0, pause_channel=True, error="401")
+    if isinstance(exc, TelegramForbiddenError):
+        return SendResult(status="blocked", error="403 " + exc.message)
+    if isinstance(exc, TelegramNotFound):  # chat gone
+        return SendResult(status="blocked", error="404 " + exc.message)
+    if isinstance(exc, TelegramBadRequest) and "chat not found" in exc.message.lower():
+        return SendResult(status="blocked", error="400 " + exc.message)
+    if isinstance(exc, TelegramMigrateToChat):  # moved again right after moving
+        return SendResult(status="failed", error="400 " + exc.message.splitlines()[0])
+    if isinstance(exc, UnexpectedAnswer):
+        code = exc.status_code
+        temporary = code == 429 or code >= 500
+        return SendResult(status="retry" if temporary else "failed", error=f"{code} {exc.message}")
+    for cls, code in _STATUS_OF.items():
+        if isinstance(exc, cls):
+            return SendResult(status="failed", error=f"{code} {exc.message}")
+    if isinstance(exc, TimeoutError):
+        return SendResult(status="retry", error="network: no answer in time")
+    return SendResult(status="retry", error=f"network: {exc}"[:300])  # aiohttp ClientError
+
+
+_STATUS_OF: dict[type[TelegramAPIError], int] = {
+    TelegramBadRequest: 400,
+    TelegramConflictError: 409,
+    TelegramAPIError: 400,  # "ok" false with 200 or an answer without a body we know
+}
 
 
 class TelegramTransport:
     channel = "telegram"
 
-    def __init__(self, bot: Bot, media: MediaStore, limits: RateLimits) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        media: MediaStore,
+        limits: RateLimits,
+        on_chat_moved: ChatMoved | None = None,
+    ) -> None:
         self.bot = bot
         self.media = media
         self.limits = limits
+        self.on_chat_moved = on_chat_moved
+        # Group chats upgraded to supergroups (old id → new id): rows still queued for the old
+        # id go to the new one without asking Telegram again.
+        self.moved: dict[str, str] = {}
 
     async def send(self, msg: OutboundMessage) -> SendResult:
-        reply = msg.reply
-        markup = keyboard_for(reply)
+        address = self.moved.get(msg.address, msg.address)
         try:
-            if reply.photo is not None:
-                photo: Any
-                if reply.photo.channel_file_id:
-                    photo = reply.photo.channel_file_id
-                else:
-                    photo = FSInputFile(self.media.path_of(reply.photo))
-                sent = await self.bot(
-                    tg.SendPhoto.model_validate(
-                        {
-                            "chat_id": msg.address,
-                            "photo": photo,
-                            "caption": reply.text[:1024] or None,
-                            "reply_markup": markup,
-                        }
-                    )
-                )
-            else:
-                body: dict[str, Any] = {"chat_id": msg.address, "text": reply.text[:4096]}
-                if markup is not None:
-                    body["reply_markup"] = markup
-                result = await self.call(tg.SendMessage, body)
-                return SendResult(status="sent", message_id=str(result["message_id"]))
-        except TelegramRetryAfter as exc:
-            return SendResult(
-                status="retry",
-                retry_after=float(exc.retry_after),
-                pause_channel=True,
-                error="429 " + exc.message,
-            )
-        except TelegramForbiddenError as exc:
-            return SendResult(status="blocked", error="403 " + exc.message)
-        except TelegramNotFound as exc:  # chat gone
-            return SendResult(status="blocked", error="404 " + exc.message)
-        except TelegramBadRequest as exc:
-            if "chat not found" in exc.message.lower():
-                return SendResult(status="blocked", error="400 " + exc.message)
-            return SendResult(status="failed", error="400 " + exc.message)
-        except (TelegramServerError, TelegramNetworkError, TimeoutError) as exc:
-            return SendResult(status="retry", error=f"{type(exc).__name__}: {exc}"[:300])
+            try:
+                return await self._send(address, msg.reply)
+            except TelegramMigrateToChat as exc:  # 400 with parameters.migrate_to_chat_id
+                new = str(exc.migrate_to_chat_id)
+                await self.chat_moved(address, new)
+                return await self._send(new, msg.reply)
+        except (TelegramAPIError, ClientDecodeError, ClientError, TimeoutError) as exc:
+            return map_error(exc)
         except (KeyError, TypeError) as exc:  # "ok" but no message in it
             return SendResult(status="failed", error=f"unexpected answer: {exc!r}"[:300])
-        return SendResult(status="sent", message_id=str(sent.message_id))
+
+    async def chat_moved(self, old: str, new: str) -> None:
+        """Chat `old` is `new` from now on: here, and (through `on_chat_moved`) in storage."""
+        self.moved[old] = new
+        if self.on_chat_moved is None:
+            return
+        try:
+            await self.on_chat_moved(self.channel, old, new)
+        except Exception:  # the message still goes; the service message will try again
+            log.exception("telegram: could not record that chat %s moved to %s", old, new)
+
+    async def _send(self, address: str, reply: Reply) -> SendResult:
+        markup = keyboard_for(reply)
+        if reply.photo is not None:
+            photo: Any
+            if reply.photo.channel_file_id:
+                photo = reply.photo.channel_file_id
+            else:
+                photo = FSInputFile(self.media.path_of(reply.photo))
+            sent = await self.bot(
+                tg.SendPhoto.model_validate(
+                    {
+                        "chat_id": address,
+                        "photo": photo,
+                        "caption": reply.text[:1024] or None,
+                        "reply_markup": markup,
+                    }
+                )
+            )
+            return SendResult(status="sent", message_id=str(sent.message_id))
+        body: dict[str, Any] = {"chat_id": address, "text": reply.text[:4096]}
+        if markup is not None:
+            body["reply_markup"] = markup
+        result = await self.call(tg.SendMessage, body)
+        return SendResult(status="sent", message_id=str(result["message_id"]))
 
     async def call(
         self,
@@ -274,8 +360,16 @@ class TelegramChannel:
     name = "telegram"
 
     def __init__(
-        self, settings: Settings, media: MediaStore, i18n: Any, known_commands: set[str]
+        self,
+        settings: Settings,
+        media: MediaStore,
+        i18n: Any,
+        known_commands: set[str],
+        *,
+        on_chat_moved: ChatMoved | None = None,
     ) -> None:
+        """`on_chat_moved(channel, old, new)`: a group chat got a new id (upgraded to a
+        supergroup); whatever was linked to the old id follows it."""
         assert settings.telegram_bot_token is not None
         self.settings = settings
         self.media = media
@@ -289,6 +383,7 @@ class TelegramChannel:
             self.bot,
             media,
             RateLimits(settings.telegram_rate_global, settings.telegram_rate_per_chat),
+            on_chat_moved,
         )
         self._response_types = pinned_response_types()
         self.username: str | None = None
@@ -453,6 +548,15 @@ class TelegramChannel:
         if update.callback_query is not None:
             return await self._from_callback(update)
         msg = update.message
+        if msg is not None and (msg.migrate_to_chat_id or msg.migrate_from_chat_id):
+            # A group upgraded to a supergroup: the old group's last message names the new id,
+            # the supergroup's first names the old one (sent by an anonymous-admin bot user).
+            if msg.migrate_to_chat_id:
+                old, new = msg.chat.id, msg.migrate_to_chat_id
+            else:
+                old, new = msg.migrate_from_chat_id or 0, msg.chat.id
+            await self.transport.chat_moved(str(old), str(new))
+            return []
         if msg is None or msg.from_user is None or msg.from_user.is_bot:
             return []
         user = msg.from_user

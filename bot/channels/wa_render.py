@@ -15,7 +15,10 @@ Rules (Meta's limits, checked again by `tests/fakes/graph_api.py`):
 - `ask_location` → interactive `location_request_message` (takes precedence over choices:
   WhatsApp cannot combine the two in one message);
 - `photo` → `image` with the text as caption (≤ 1024); with 1–3 choices the photo becomes the
-  header of the button message instead.
+  header of the button message instead;
+- a template (outside the 24-hour window) carries the text as its one body parameter, flattened:
+  Meta refuses a parameter with a new-line, a tab or more than 4 consecutive spaces (132018), so
+  lines are joined on one line (`template_parameter`), and cut to `TEMPLATE_PARAM_MAX`.
 
 Over-long labels are cut with "…"; an over-long choice id is an error (cutting it would make the
 answer unrecognisable), raised as `RenderError`.
@@ -25,9 +28,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handlers.events import Choice, Reply
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 TEXT_MAX = 4096
 INTERACTIVE_BODY_MAX = 1024
@@ -41,7 +47,12 @@ ROW_DESCRIPTION_MAX = 72
 ROW_ID_MAX = 200
 MAX_ROWS = 10
 PAGE_ROWS = MAX_ROWS - 1  # rows per page when a "More" row is needed
+# A template's body, its own words and the parameter together, is at most 1024 characters
+# (else 132005): the parameter leaves 124 for the template's words (README: under 50).
+TEMPLATE_PARAM_MAX = 900
 ELLIPSIS = "…"
+LINE_JOIN = " · "  # between two lines of a flattened text, unless the first ends a sentence
+_SENTENCE_END = frozenset(".!?:;,…·")
 
 _MORE_PREFIX = "wa.more:"
 _MORE_RE = re.compile(r"^wa\.more:(\d+):(\d+)$")
@@ -194,19 +205,54 @@ def render_image(image_id: str, caption: str) -> WaMessage:
     return WaMessage("image", body)
 
 
+AS_TEMPLATE = "as_template"  # outbox meta: send as the kind's template, never free-form
+
+
+def template_names(settings: Settings) -> dict[str, str]:
+    """The approved template each outbox kind goes as outside the 24-hour window.
+
+    Status changes and officers' cards (new reports, reminders, summaries) go as the status
+    template; warnings, announcements and sensor notices to admins as the warning template.
+    Replies have none: they answer a message, so the window is open. An empty setting means
+    no template for those kinds."""
+    status, warning = settings.whatsapp_template_status, settings.whatsapp_template_warning
+    names = {
+        "status": status,
+        "officer": status,
+        "warning": warning,
+        "announcement": warning,
+        "admin_alert": warning,
+    }
+    return {kind: name for kind, name in names.items() if name}
+
+
+def template_parameter(text: str, limit: int = TEMPLATE_PARAM_MAX) -> str:
+    """`text` as one template body parameter Meta accepts: on one line (lines joined with
+    " · ", or a space after a line that ends a sentence), every run of blanks (tabs, several
+    spaces, no-break spaces) one space, at most `limit` characters."""
+    out = ""
+    for raw in text.splitlines():
+        line = " ".join(raw.split())
+        if not line:
+            continue
+        if out:
+            out += " " if out[-1] in _SENTENCE_END else LINE_JOIN
+        out += line
+    return cut(out, limit)
+
+
 def render_template(name: str, lang: str, text: str) -> WaMessage:
-    """An approved template whose body has one text parameter (`{{1}}`) carrying `text`."""
+    """An approved template whose body has one text parameter (`{{1}}`) carrying `text`
+    (flattened: `template_parameter`)."""
+    param = template_parameter(text)
+    if not param:
+        raise RenderError("a template parameter cannot be empty")
     return WaMessage(
         "template",
         {
             "name": name,
             "language": {"code": lang},
-            "components": [
-                {
-                    "type": "body",
-                    "parameters": [{"type": "text", "text": cut(text, INTERACTIVE_BODY_MAX)}],
-                }
-            ],
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": param}]}],
         },
     )
 

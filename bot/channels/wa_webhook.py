@@ -87,6 +87,13 @@ def _status_error(status: dict[str, Any]) -> str | None:
     return f"{err.get('code', '?')}: {text}".rstrip(": ")
 
 
+def status_error_code(error: str | None) -> int | None:
+    """The Graph API error code of a failed status as the webhook reported it (the number
+    before the colon of "131047: Re-engagement message"), else None."""
+    head = (error or "").partition(":")[0].strip()
+    return int(head) if head.isascii() and head.isdigit() else None
+
+
 def split_webhook(data: Any) -> tuple[list[tuple[str, dict[str, Any]]], list[StatusUpdate]]:
     """Split one webhook body into per-message envelopes `(wamid, payload)` and status updates.
 

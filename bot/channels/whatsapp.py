@@ -8,7 +8,16 @@ Identity (decided here, used by the core and the outbox):
 - `Inbound.chat_id` — where to answer (the outbox `address`): the `wa_id` when known, else the
   BSUID.  The transport sends digits as `to` and a BSUID ("XX.123…") as `recipient`.
 - `Inbound.phone` — the `wa_id` (digits, international format without "+"), personal data;
-  None for username-only users.
+  None for username-only users. The core reads a sender under it too: an account known by its
+  phone number before Meta added user ids takes the user id and stays one person
+  (`storage.people.PeopleRepo.link_former`).
+
+Outside the 24-hour window a message goes as its kind's approved template
+(`wa_render.template_names`: status changes and officers' cards → the status template,
+warnings, announcements and admins' sensor notices → the warning template), its text flattened
+into the one parameter Meta accepts; a kind without a template fails as `WINDOW_CLOSED`
+(counted on /healthz). A 131047 reported later in a `failed` status is handled by
+`bot/delivery.py` (the row is queued again, marked `AS_TEMPLATE`).
 
 Graph API base URL: pywa hard-codes `https://graph.facebook.com/v{version}` as its httpx base URL,
 so the httpx client we give it has a transport (`GraphBaseTransport`) that rewrites requests for
@@ -34,13 +43,15 @@ from pywa.errors import WhatsAppError
 from pywa_async import WhatsApp
 from pywa_async.api import GraphAPIAsync
 
-from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
+from bot.channels.base import WINDOW_CLOSED, InboxSink, OutboundMessage, RateLimits, SendResult
 from bot.channels.wa_render import (
+    AS_TEMPLATE,
     RenderError,
     WaMessage,
     parse_more_row_id,
     render_reply,
     render_template,
+    template_names,
 )
 from bot.channels.wa_webhook import CHANNEL, StatusCallback, WhatsAppWebhook, sender_ids
 from bot.config import Settings, SettingsError
@@ -169,11 +180,7 @@ class WhatsAppTransport:
         self.api = api
         self.phone_id = settings.whatsapp_phone_id or ""
         self.media_dir = Path(settings.media_dir)
-        self.templates = {
-            "status": settings.whatsapp_template_status,
-            "warning": settings.whatsapp_template_warning,
-            "announcement": settings.whatsapp_template_warning,
-        }
+        self.templates = template_names(settings)
         self.template_lang = settings.whatsapp_template_lang
         self.translator = translator
         self.last_inbound_at = last_inbound_at
@@ -184,7 +191,9 @@ class WhatsAppTransport:
         self._uploaded: dict[str, tuple[str, datetime]] = {}  # sha256 → (media id, when)
 
     async def window_open(self, identity_id: int | None) -> bool | None:
-        """True/False for inside/outside the 24 h customer-service window; None if unknown."""
+        """True/False for inside/outside the 24 h customer-service window; None if unknown
+        (no identity). An identity that never wrote (no `last_inbound_at`: made for a phone
+        number by an admin or another city app) is outside."""
         if identity_id is None:
             return None
         last = await _maybe_await(self.last_inbound_at(identity_id))
@@ -199,10 +208,10 @@ class WhatsAppTransport:
             return SendResult("failed", error="whatsapp not configured")
         template = self.templates.get(msg.kind)
         try:
-            if await self.window_open(msg.identity_id) is False:
+            if msg.meta.get(AS_TEMPLATE) or await self.window_open(msg.identity_id) is False:
                 if template:
                     return await self._send_template(msg, template)
-                return SendResult("failed", error="outside_24h_window")
+                return SendResult("failed", error=WINDOW_CLOSED)
             try:
                 return await self._post(msg.address, await self._render(msg))
             except WhatsAppError as err:
@@ -211,8 +220,10 @@ class WhatsAppTransport:
                 return map_error(err)
         except WhatsAppError as err:  # from the template or the photo upload
             return map_error(err)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            return SendResult("retry", error=f"{type(exc).__name__}: {exc}"[:300])
+        except httpx.TimeoutException:
+            return SendResult("retry", error="network: no answer in time")
+        except httpx.TransportError as exc:
+            return SendResult("retry", error=f"network: {exc}"[:300])
         except RenderError as exc:
             return SendResult("failed", error=f"render: {exc}")
         except OSError as exc:

@@ -56,6 +56,7 @@ from storage.api_models import ApiKey
 from storage.api_repo import ApiRepo, ReportQuery, ReportRow
 from storage.db import Database
 from storage.models import Report
+from storage.people import phone_digits
 from storage.repo import Repo
 from storage.views import IdentityView, PersonView
 
@@ -302,15 +303,34 @@ class Open311:
         found = repo.who(CHANNEL, external)
         if found is not None:
             return found
-        channel, _, ext = account.partition(":")
-        linked = repo.who(channel, ext) if ext and channel != CHANNEL else None
-        return repo.add_identity(
+        person_id = self._account_person(repo, account)
+        ident, person, _new = repo.register_identity(
             CHANNEL,
             external,
-            person_id=linked[1].id if linked else None,
+            external,
             language=self.svc.i18n.default,
+            person_id=person_id,
             active=False,  # nothing is ever sent to the API "chat"
         )
+        return ident, person
+
+    def _account_person(self, repo: Repo, account: str) -> int | None:
+        """The person `account_id` names: a chat user who wrote (`telegram:123`, `web:…`), or
+        for `whatsapp:<phone>` whoever has that number, made if nobody does yet (they then
+        hear about the report by the approved template: they never wrote)."""
+        channel, _, ext = account.partition(":")
+        if not ext or channel == CHANNEL:
+            return None
+        if channel == "whatsapp":
+            phone = phone_digits(ext)
+            if phone is None:
+                raise Open311Error(400, "account_id: whatsapp:<phone with country code>")
+            _ident, person, _new = repo.whatsapp_identity_for_phone(
+                phone, language=self.svc.i18n.default
+            )
+            return person.id
+        linked = repo.who(channel, ext)
+        return linked[1].id if linked else None
 
     # --- OpenAPI ----------------------------------------------------------------------------------
     async def openapi(self, request: web.Request) -> web.Response:

@@ -3,7 +3,10 @@
 Endpoints (all but the media download need `Authorization: Bearer <token>`, else 401):
 
 - `POST /{ver}/{phone_id}/messages` — validates like Meta (interactive limits → 131009,
-  structural problems → 100), records the message, answers with a `wamid`.
+  structural problems → 100; templates: unknown name → 132001, wrong number of parameters →
+  132000, a parameter with a new-line, a tab or more than 4 consecutive spaces → 132018, a
+  body longer than 1024 characters once filled in → 132005), records the message, answers
+  with a `wamid`.
 - `GET /{ver}/{media_id}` — media info with a download URL pointing at this fake.
 - `GET /download/{media_id}` — the bytes (Bearer required, like lookaside.fbsbx.com).
 - `POST /{ver}/{phone_id}/media` — multipart upload → `{"id": ...}`.
@@ -39,6 +42,10 @@ ERRORS: dict[int, tuple[int, str]] = {
     131026: (400, "Message Undeliverable"),
     131051: (400, "Unsupported message type"),
     131000: (500, "Something went wrong"),
+    132000: (400, "Number of parameters does not match the expected number of params"),
+    132001: (404, "Template name does not exist in the translation"),
+    132005: (400, "Translated text too long"),
+    132018: (400, "There was an issue with the parameters in your template message"),
     500: (500, "Internal server error"),
 }
 
@@ -95,6 +102,15 @@ class _Invalid(Exception):
         self.code = code
 
 
+# The approved templates of the fake business account (README: "The 24-hour window").
+TEMPLATES: dict[str, str] = {
+    "status_laporan": "Kabar laporan Anda di Lapor Warga: {{1}}",
+    "peringatan_dini": "Peringatan dini: {{1}}",
+}
+TEMPLATE_BODY_MAX = 1024
+PARAM_REFUSED = "Param text cannot have new-line/tab characters or more than 4 consecutive spaces"
+
+
 def _need(cond: bool, details: str, code: int = 131009) -> None:
     if not cond:
         raise _Invalid(code, details)
@@ -119,12 +135,33 @@ def validate_message(data: dict[str, Any]) -> None:
         if "caption" in obj:
             _need(_len_ok(obj["caption"], 0, 1024), "image.caption ≤ 1024 characters")
     elif typ == "template":
-        _need(bool(obj.get("name")), "template.name required", 100)
-        _need(bool((obj.get("language") or {}).get("code")), "template.language.code", 100)
+        _validate_template(obj)
     elif typ == "interactive":
         _validate_interactive(obj)
     else:
         raise _Invalid(131051, f"unsupported type {typ}")
+
+
+def _validate_template(obj: dict[str, Any]) -> None:
+    name = obj.get("name")
+    _need(bool(name), "template.name required", 100)
+    _need(bool((obj.get("language") or {}).get("code")), "template.language.code", 100)
+    body = TEMPLATES.get(str(name))
+    _need(body is not None, f"template {name} does not exist", 132001)
+    assert body is not None
+    params: list[Any] = []
+    for comp in obj.get("components") or []:
+        if isinstance(comp, dict) and comp.get("type") == "body":
+            params += comp.get("parameters") or []
+    expected = body.count("{{")
+    _need(len(params) == expected, f"body: {len(params)} params, expected {expected}", 132000)
+    for i, p in enumerate(params, start=1):
+        text = (p or {}).get("text") if isinstance(p, dict) else None
+        _need(isinstance(text, str) and text.strip() != "", "Parameter text is empty", 132000)
+        assert isinstance(text, str)
+        _need("\n" not in text and "\t" not in text and " " * 5 not in text, PARAM_REFUSED, 132018)
+        body = body.replace("{{" + str(i) + "}}", text)
+    _need(len(body) <= TEMPLATE_BODY_MAX, "body longer than 1024 characters", 132005)
 
 
 def _validate_interactive(obj: dict[str, Any]) -> None:

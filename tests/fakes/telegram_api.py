@@ -3,7 +3,8 @@
 It speaks enough of https://core.telegram.org/bots/api for aiogram 3.x: the same URL layout,
 the same `{"ok": ..., "result"| "error_code", "description", "parameters"}` envelopes and the
 same error descriptions for the cases we care about (401, 403 blocked, 404 unknown method,
-409 webhook conflict, 429 with `retry_after`, 400 for bad text/caption/buttons).
+409 webhook conflict, 429 with `retry_after`, 400 for bad text/caption/buttons, and 400 with
+`parameters.migrate_to_chat_id` for a group upgraded to a supergroup: `migrate_chat`).
 
 Three ways to run it:
 
@@ -273,6 +274,7 @@ class FakeBotAPI:
             self.webhook: dict[str, Any] = {}
             self._allowed_updates: list[str] = []
             self._blocked: set[str] = set()
+            self._migrated: dict[str, int] = {}  # old group id → supergroup id
             self._fail_queue: deque[tuple[int, str]] = deque()
             self._global_times: deque[float] = deque()
             self._chat_times: dict[str, deque[float]] = defaultdict(deque)
@@ -361,6 +363,57 @@ class FakeBotAPI:
     def unblock_chat(self, chat_id: int | str) -> None:
         with self._lock:
             self._blocked.discard(str(chat_id))
+
+    def migrate_chat(self, old: int, new: int | None = None) -> int:
+        """Upgrade group `old` to a supergroup, as Telegram does when a group grows or gets a
+        public link: it gets a new id (-100…); sends to the old id answer 400 "group chat was
+        upgraded to a supergroup chat" with `parameters.migrate_to_chat_id`. Returns the new
+        id; `migration_updates` gives the two service messages the bot receives."""
+        new = new if new is not None else int(f"-100{abs(old)}")
+        with self._lock:
+            title = self._chats.get(str(old), {}).get("title") or f"Group {abs(old)}"
+            self._migrated[str(old)] = new
+            self._chats[str(new)] = {"id": new, "title": title, "type": "supergroup"}
+        return new
+
+    def migration_updates(self, old: int, new: int, user_id: int) -> list[dict[str, Any]]:
+        """The service messages of an upgrade: in the old group, by the member who upgraded
+        it, `migrate_to_chat_id`; in the supergroup, by Telegram's anonymous admin bot (with
+        the supergroup as `sender_chat`), `migrate_from_chat_id`."""
+        with self._lock:
+            title = self._chats.get(str(new), {}).get("title") or f"Group {abs(old)}"
+            group = {"id": old, "title": title, "type": "group"}
+            supergroup = {"id": new, "title": title, "type": "supergroup"}
+            now = int(time.time())
+            first = self._next_message_id
+            self._next_message_id += 1
+        anonymous = {
+            "id": 1087968824,
+            "is_bot": True,
+            "first_name": "Group",
+            "username": "GroupAnonymousBot",
+        }
+        return [
+            {
+                "message": {
+                    "message_id": first,
+                    "from": self.user(user_id),
+                    "chat": group,
+                    "date": now,
+                    "migrate_to_chat_id": new,
+                }
+            },
+            {
+                "message": {
+                    "message_id": 1,
+                    "from": anonymous,
+                    "sender_chat": supergroup,
+                    "chat": supergroup,
+                    "date": now,
+                    "migrate_from_chat_id": old,
+                }
+            },
+        ]
 
     def fail_next(self, n: int = 1, status: int = 502, description: str | None = None) -> None:
         """The next `n` send calls fail with `status`."""
@@ -736,7 +789,14 @@ class FakeBotAPI:
         return {"id": cid, "title": f"Group {abs(cid)}", "type": "group"}
 
     def _check_send(self, method: str, chat_key: str) -> None:
-        """Blocked chat, injected failures and rate limits, in that order (lock held)."""
+        """Migrated group, blocked chat, injected failures and rate limits, in that order
+        (lock held)."""
+        if chat_key in self._migrated:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": self._migrated[chat_key]},
+            )
         if chat_key in self._blocked and method in BLOCKABLE_METHODS:
             self.stats.n_403 += 1
             raise ApiError(403, "Forbidden: bot was blocked by the user")
