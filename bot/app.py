@@ -129,6 +129,7 @@ class App:
                 tile_url=settings.map_tile_url,
                 tile_attribution=settings.map_tile_attribution,
                 leaflet_url=settings.leaflet_url,
+                staff_personas=not self.channels,  # only the demo runs: no real people to reach
             )
         self.sender = Sender(
             self.db,

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 
 from storage.base import table_of
 from storage.merge import merge_rows
@@ -495,6 +495,19 @@ class PeopleRepo(UnitStore):
         self._s.delete(row)
         self.uow.memo.clear()
         return True
+
+    def drop_staff_of_channel(self, channel: str) -> int:
+        """Staff roles of people known only on `channel` (the web demo's personas) end;
+        how many."""
+        on_channel = select(ChannelIdentity.person_id).where(ChannelIdentity.channel == channel)
+        elsewhere = select(ChannelIdentity.person_id).where(ChannelIdentity.channel != channel)
+        res = self._s.execute(
+            delete(Staff).where(
+                col(Staff.person_id).in_(on_channel), col(Staff.person_id).not_in(elsewhere)
+            )
+        )
+        self.uow.memo.clear()
+        return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
     def staff_list(self, opd: str | None = None, role: str | None = None) -> list[Staff]:
         q = select(Staff)

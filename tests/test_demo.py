@@ -198,3 +198,52 @@ async def test_bad_demo_input_is_400(demo: dict[str, Any]) -> None:
         "/demo/api/send", data=b"{nope", headers={"Content-Type": "application/json"}
     ) as resp:
         assert resp.status == 400
+
+
+async def test_beside_real_channels_the_demo_has_no_staff_powers(tmp_path: Path) -> None:
+    """DEMO_ENABLED=true next to a real Telegram bot: a web visitor is a citizen only. Officer
+    and admin personas are not offered and refused (no report details, no rejecting, no
+    broadcasting to real subscribers), and staff roles an earlier demo-only run gave its
+    personas end at start."""
+    from storage.db import upgrade
+    from storage.repo import Repo
+    from tests.e2e import bot_env
+    from tests.fakes.telegram_api import FakeBotAPI
+
+    url = f"sqlite:///{tmp_path / 'lapor.db'}"
+    upgrade(url)
+    with Database(url).unit() as uow:  # a demo-only run made an admin persona earlier
+        repo = Repo(uow)
+        ident, _p, _new = repo.get_or_create_identity(
+            "web", "old:admin", "old:admin", language="id"
+        )
+        repo.set_staff(ident.person_id, "admin", None)
+    api = FakeBotAPI().start_in_thread()
+    try:
+        env = bot_env(api, url, tmp_path, DEMO_ENABLED="true", LOG_LEVEL="WARNING")
+        with BotProcess(env, log_path=tmp_path / "bot.log") as proc:
+            await proc.wait_ready_async(30)
+            base = f"http://127.0.0.1:{env['HTTP_PORT']}"
+            async with aiohttp.ClientSession(base) as http:
+                async with http.get("/demo") as resp:
+                    page = await resp.text()
+                assert resp.status == 200 and "officer-" not in page and '"admin"' not in page
+                async with http.post("/demo/api/session") as resp:
+                    sid = (await resp.json())["sid"]
+                for persona in ("admin", "officer-PUPR"):
+                    body = {"sid": sid, "persona": persona}
+                    async with http.post("/demo/api/persona", json=body) as resp:
+                        assert resp.status == 403
+                    send = {**body, "id": uuid.uuid4().hex, "kind": "text", "text": "/siaran"}
+                    async with http.post("/demo/api/send", json=send) as resp:
+                        assert resp.status == 403
+                    params = {"sid": sid, "persona": persona, "after": "0"}
+                    async with http.get("/demo/api/messages", params=params) as resp:
+                        assert resp.status == 403
+                citizen = Chat(http, sid)
+                await citizen.post({"kind": "text", "text": "/start"})
+                assert await citizen.replies()  # a citizen is still welcome
+            with Database(url).session() as s:
+                assert list(s.exec(select(Staff))) == []  # the old persona's role ended
+    finally:
+        api.stop()

@@ -143,8 +143,12 @@ class WebChannel:
         tile_url: str | None = None,
         tile_attribution: str = "",
         leaflet_url: str | None = None,
+        staff_personas: bool = True,
     ) -> None:
         self.db = db
+        # Officer and admin personas act on whatever is in the database: only when the demo
+        # runs alone. Beside real chat channels a web visitor is a citizen, nothing more.
+        self.staff_personas = staff_personas
         self.media = media
         self.pages = pages
         self.city = city
@@ -163,7 +167,15 @@ class WebChannel:
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self, inbox: InboxSink) -> None:
+        if not self.staff_personas:  # roles a demo-only run gave its personas end here
+            dropped = await asyncio.to_thread(self._drop_demo_staff)
+            if dropped:
+                log.warning("demo: %d officer/admin personas lost their role", dropped)
         self._inbox = inbox
+
+    def _drop_demo_staff(self) -> int:
+        with self.db.session() as s:
+            return Repo(s).drop_staff_of_channel(CHANNEL)
 
     async def stop(self) -> None:
         self._inbox = None
@@ -186,6 +198,8 @@ class WebChannel:
     def personas(self, lang: str) -> list[tuple[str, str]]:
         _ = self.pages.i18n.for_lang(lang).gettext
         out = [("citizen", _("Citizen"))]
+        if not self.staff_personas:
+            return out
         out += [
             (f"officer-{o.code}", _("Officer: {opd}").format(opd=o.short)) for o in self.city.opds
         ]
@@ -194,6 +208,10 @@ class WebChannel:
 
     def _persona(self, value: Any) -> str:
         persona = str(value or "citizen")
+        if persona != "citizen" and not self.staff_personas:
+            raise web.HTTPForbidden(
+                text="officer and admin personas are off while real chat channels run"
+            )
         if persona in ("citizen", "admin"):
             return persona
         if persona.startswith("officer-") and self.city.opd(persona[8:]) is not None:
@@ -383,6 +401,8 @@ class WebChannel:
 
     # --- mapping in --------------------------------------------------------------------------
     async def to_inbound(self, payload: dict[str, Any]) -> list[Inbound]:
+        if payload.get("persona") != "citizen" and not self.staff_personas:
+            return []  # stored before the staff personas were turned off: not acted on
         ext = external_id(str(payload.get("sid")), str(payload.get("persona")))
         base: dict[str, Any] = {"channel": CHANNEL, "external_id": ext, "chat_id": ext}
         kind = payload.get("kind")
