@@ -299,7 +299,6 @@ def invite(
     """Print a one-time invite code; the officer sends `/daftar CODE` to the bot."""
     from bot.city import load_city
     from handlers.officer import create_invite
-    from storage.db import utcnow
     from storage.models import ROLE_HEAD, ROLE_OFFICER
     from storage.repo import Repo
 
@@ -309,8 +308,9 @@ def invite(
     if profile.opd(code) is None:
         fail(f"unknown OPD {code!r}; known: {', '.join(o.code for o in profile.opds)}")
     db = _open_db(settings)
-    with db.session() as s:
-        secret = create_invite(Repo(s), code, ROLE_HEAD if head else ROLE_OFFICER, utcnow(), days)
+    with db.unit() as uow:
+        role = ROLE_HEAD if head else ROLE_OFFICER
+        secret = create_invite(Repo(uow), code, role, db.clock(), days)
     typer.echo(secret)
     typer.echo(
         f"one-time code for {'head' if head else 'officer'} of {code}, valid {days} days: "

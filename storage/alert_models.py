@@ -1,4 +1,4 @@
-"""Tables of warnings and announcements (issue 5).
+"""Tables of warnings and announcements.
 
 - `subscriber` / `subscription`: who wants warnings for which kelurahan, and a home point;
 - `broadcast`: one warning or announcement (audience, text per language, photo, state,

@@ -1,4 +1,4 @@
-"""Tables of the open side (issue 6): API keys for other city apps, and the web demo's mailbox.
+"""Tables of the open side: API keys for other city apps, and the web demo's mailbox.
 
 Imported by `storage/models.py` and `storage/migrations/env.py` so they register in
 `SQLModel.metadata`.  All datetimes are timezone-aware UTC.

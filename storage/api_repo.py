@@ -1,4 +1,4 @@
-"""Queries of the open side (issue 6): API keys, public report listings, map, dashboard, demo.
+"""Queries of the open side: API keys, public report listings, map, dashboard, demo.
 
 Like `storage.repo.Repo`, an `ApiRepo` wraps one session (= one transaction).  Nothing here
 returns names or contacts: callers get reports, public events and photos only.
@@ -20,7 +20,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from storage.api_models import ApiKey, WebMessage
-from storage.db import utcnow
+from storage.base import Store
 from storage.models import InboxItem, OutboxItem, Photo, Report, ReportEvent
 
 KEY_PREFIX = "lw_"
@@ -61,10 +61,7 @@ class ReportRow:
     photos: list[Photo] = field(default_factory=list)
 
 
-class ApiRepo:
-    def __init__(self, session: Session) -> None:
-        self.s = session
-
+class ApiRepo(Store):
     # --- API keys -------------------------------------------------------------------------
     def create_key(self, name: str) -> tuple[ApiKey, str]:
         raw = new_api_key()
@@ -72,14 +69,14 @@ class ApiRepo:
             name=name[:64],
             prefix=raw[: len(KEY_PREFIX) + 6],
             key_hash=hash_key(raw),
-            created_at=utcnow(),
+            created_at=self.now(),
         )
-        self.s.add(row)
-        self.s.flush()
+        self._s.add(row)
+        self._s.flush()
         return row, raw
 
     def keys(self) -> list[ApiKey]:
-        return list(self.s.exec(select(ApiKey).order_by(col(ApiKey.id))))
+        return list(self._s.exec(select(ApiKey).order_by(col(ApiKey.id))))
 
     def revoke(self, ident: str) -> int:
         """Revoke by id, by name (all keys of that name) or by the shown prefix."""
@@ -90,11 +87,11 @@ class ApiRepo:
             q = q.where(ApiKey.prefix == ident)
         else:
             q = q.where(ApiKey.name == ident)
-        rows = list(self.s.exec(q))
-        now = utcnow()
+        rows = list(self._s.exec(q))
+        now = self.now()
         for row in rows:
             row.revoked_at = now
-            self.s.add(row)
+            self._s.add(row)
         return len(rows)
 
     def check_key(self, raw: str) -> ApiKey | None:
@@ -102,15 +99,15 @@ class ApiRepo:
         if not raw or len(raw) > 200:
             return None
         digest = hash_key(raw)
-        row = self.s.exec(select(ApiKey).where(ApiKey.key_hash == digest)).first()
+        row = self._s.exec(select(ApiKey).where(ApiKey.key_hash == digest)).first()
         if row is None or row.revoked_at is not None:
             return None
         if not hmac.compare_digest(row.key_hash, digest):
             return None
-        now = utcnow()
+        now = self.now()
         if row.last_used_at is None or now - _aware(row.last_used_at) > LAST_USED_EVERY:
             row.last_used_at = now
-            self.s.add(row)
+            self._s.add(row)
         return row
 
     # --- reports --------------------------------------------------------------------------
@@ -135,26 +132,26 @@ class ApiRepo:
 
     def count_reports(self, f: ReportQuery) -> int:
         q = self._filtered(select(func.count()).select_from(Report), f)
-        return int(self.s.exec(q).one())
+        return int(self._s.exec(q).one())
 
     def find_reports(self, f: ReportQuery, *, details: bool = True) -> list[ReportRow]:
         """One page of reports, newest first, with public events and photos."""
         q = self._filtered(select(Report), f)
         q = q.order_by(col(Report.created_at).desc(), col(Report.id).desc())
         q = q.offset((f.page - 1) * f.page_size).limit(f.page_size)
-        reports = list(self.s.exec(q))
+        reports = list(self._s.exec(q))
         rows = [ReportRow(r) for r in reports]
         if details and rows:
             by_id = {r.report.id: r for r in rows}
             ids = list(by_id)
-            events = self.s.exec(
+            events = self._s.exec(
                 select(ReportEvent)
                 .where(col(ReportEvent.report_id).in_(ids), ReportEvent.internal == False)  # noqa: E712
                 .order_by(col(ReportEvent.created_at), col(ReportEvent.id))
             )
             for ev in events:
                 by_id[ev.report_id].events.append(ev)
-            photos = self.s.exec(
+            photos = self._s.exec(
                 select(Photo).where(col(Photo.report_id).in_(ids)).order_by(col(Photo.id))
             )
             for ph in photos:
@@ -164,7 +161,7 @@ class ApiRepo:
 
     def photo_by_sha(self, sha256: str) -> Photo | None:
         """A photo attached to a report (only those are public)."""
-        return self.s.exec(
+        return self._s.exec(
             select(Photo).where(Photo.sha256 == sha256, col(Photo.report_id).is_not(None))
         ).first()
 
@@ -184,7 +181,7 @@ class ApiRepo:
         )
         f.with_point = True
         q = self._filtered(q, f).order_by(col(Report.id).desc()).limit(limit)
-        return [tuple(r) for r in self.s.execute(q)]
+        return [tuple(r) for r in self._s.execute(q)]
 
     def dashboard_rows(
         self, since: datetime | None, opd: str | None = None
@@ -206,15 +203,15 @@ class ApiRepo:
             )
         if opd:
             q = q.where(col(Report.opd) == opd)
-        return [tuple(r) for r in self.s.execute(q)]
+        return [tuple(r) for r in self._s.execute(q)]
 
     def reports_by_status(self) -> dict[str, int]:
-        rows = self.s.exec(select(Report.status, func.count()).group_by(Report.status))
+        rows = self._s.exec(select(Report.status, func.count()).group_by(Report.status))
         return {status: int(n) for status, n in rows}
 
     def open_report_times(self) -> list[tuple[int, str, datetime]]:
         """(id, category, created_at) of open reports (for SLA breach counts)."""
-        rows = self.s.exec(
+        rows = self._s.exec(
             select(Report.id, Report.category, Report.created_at).where(
                 col(Report.status).in_(["baru", "diproses"])
             )
@@ -233,20 +230,20 @@ class ApiRepo:
                 "SELECT report_id, resolution_due_at FROM report_track "
                 "WHERE report_id IN ({})".format(",".join(str(int(x)) for x in chunk))
             )
-            for rid, due in self.s.execute(stmt):
+            for rid, due in self._s.execute(stmt):
                 if due is not None:
                     out[int(rid)] = _parse_dt(due)
         return out
 
     def _has_table(self, name: str) -> bool:
         try:
-            return bool(inspect(self.s.connection()).has_table(name))
+            return bool(inspect(self._s.connection()).has_table(name))
         except Exception:
             return False
 
     # --- outbox figures (health, metrics) -------------------------------------------------
     def outbox_backlog_by_channel(self) -> dict[str, int]:
-        rows = self.s.exec(
+        rows = self._s.exec(
             select(OutboxItem.channel, func.count())
             .where(col(OutboxItem.state).in_(["pending", "sending"]))
             .group_by(OutboxItem.channel)
@@ -254,7 +251,7 @@ class ApiRepo:
         return {ch: int(n) for ch, n in rows}
 
     def outbox_by_channel_state(self) -> list[tuple[str, str, int]]:
-        rows = self.s.exec(
+        rows = self._s.exec(
             select(OutboxItem.channel, OutboxItem.state, func.count()).group_by(
                 OutboxItem.channel, OutboxItem.state
             )
@@ -263,7 +260,7 @@ class ApiRepo:
 
     def inbox_pending_count(self) -> int:
         return int(
-            self.s.exec(
+            self._s.exec(
                 select(func.count()).select_from(InboxItem).where(InboxItem.processed_at == None)  # noqa: E711
             ).one()
         )
@@ -272,9 +269,11 @@ class ApiRepo:
     def add_web_message(
         self, address: str, payload: dict[str, Any], outbox_id: int | None
     ) -> WebMessage:
-        row = WebMessage(address=address, payload=payload, outbox_id=outbox_id, created_at=utcnow())
-        self.s.add(row)
-        self.s.flush()
+        row = WebMessage(
+            address=address, payload=payload, outbox_id=outbox_id, created_at=self.now()
+        )
+        self._s.add(row)
+        self._s.flush()
         return row
 
     def web_messages(self, address: str, after: int = 0, limit: int = 50) -> list[WebMessage]:
@@ -284,7 +283,7 @@ class ApiRepo:
             .order_by(col(WebMessage.id))
             .limit(limit)
         )
-        return list(self.s.exec(q))
+        return list(self._s.exec(q))
 
 
 def _aware(moment: datetime) -> datetime:

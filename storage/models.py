@@ -215,6 +215,6 @@ class ScheduledJob(SQLModel, table=True):
 
 
 # The feature modules' tables register on the same metadata.
-import storage.alert_models  # noqa: E402  (issue 5: warnings, broadcasts)
-import storage.api_models  # noqa: E402  (issue 6: API keys, web demo mailbox)
-import storage.work_models  # noqa: E402, F401  (issue 3: officers, invites, SLA)
+import storage.alert_models  # noqa: E402  (warnings, broadcasts)
+import storage.api_models  # noqa: E402  (API keys, web demo mailbox)
+import storage.work_models  # noqa: E402, F401  (officers, invites, SLA)

@@ -1,4 +1,4 @@
-"""Tables for the officers' work on reports (issue 3): invites, queue groups, followers,
+"""Tables for the officers' work on reports: invites, queue groups, followers,
 per-report tracking (assignment, SLA deadlines, citizen feedback) and a log of one-time notices.
 
 Imported by `storage/migrations/env.py` (and by `storage.work_repo`) so the tables register

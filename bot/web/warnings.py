@@ -1,6 +1,6 @@
 """What the public pages show at the top: active warnings and sensor levels of the last 24 h.
 
-The warnings module (issue 5) owns the tables; `storage.api_repo.public_warnings` reads a few
+The warnings module owns the tables; `storage.api_repo.public_warnings` reads a few
 columns of them.  A module can also hand its own function to the composition root
 (`services.extra["public_warnings"]`, returning the same shape).
 """
