@@ -116,9 +116,11 @@ def send(
             )
         except (OSError, MediaError) as exc:
             _fail(f"cannot use {photo}: {exc}")
+    kind = KIND_WARNING if warning else KIND_ANNOUNCEMENT
     with db.unit() as uow:
-        n = broadcasts.count_recipients(AlertRepo(uow), audience)
-    typer.echo(f"to: {broadcasts.describe_audience(audience, lambda m: m)} — {n} recipients now")
+        n = broadcasts.count_recipients(AlertRepo(uow), audience, kind)
+    about = broadcasts.describe_audience(audience, lambda m: m, kind)
+    typer.echo(f"to: {about} — {n} recipients now")
     if not yes and not typer.confirm("send?"):
         raise typer.Exit(1)
     with db.unit() as uow:
