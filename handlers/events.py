@@ -54,7 +54,9 @@ class Inbound:
     language_hint: str | None = None  # the platform's language code, if any
     phone: str | None = None  # personal data: only set when the platform gives it
     geo: GeoAnswer | None = None  # the geocoder's answer, looked up before the transaction
-    username: str | None = None  # the public handle on the channel (Telegram "@…"), if any
+    # the public handle on the channel (Telegram "@…"); "" = the platform says there is none,
+    # None = not known (channels without handles, events made by the bot itself)
+    username: str | None = None
     reply_to_bot: bool = False  # the message answers one of the bot's own messages
 
 

@@ -185,8 +185,10 @@ class PeopleRepo(UnitStore):
                 changes["active"] = ident.active = True  # writing to us again undoes "blocked"
             if ident.address != address:
                 changes["address"] = ident.address = address
-            handle = _trim(username, 64)  # a handle given up is forgotten (it may be reused)
-            if ident.username != handle:
+            # None: not known here; "": the platform says there is none (a handle given up is
+            # forgotten: someone else may take it)
+            handle = _trim(username, 64)
+            if username is not None and ident.username != handle:
                 changes["username"] = ident.username = handle
             if changes:
                 conn.execute(update(_IDENT).where(_IDENT.c.id == ident.id).values(**changes))

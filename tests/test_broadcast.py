@@ -236,6 +236,7 @@ def test_fanout_one_row_per_identity_in_each_language_deduplicated(sqlite_url: s
         "telegram",
         "whatsapp",
     }
+
     def body(row: OutboxItem) -> str:  # under the header ("📣 Pengumuman Pemkot …")
         return str(row.payload["text"]).split("\n\n", 1)[1]
 

@@ -445,7 +445,7 @@ class TelegramChannel:
             "chat_type": chat_type,
             "display_name": " ".join(p for p in (user.first_name, user.last_name) if p)[:128],
             "language_hint": user.language_code,
-            "username": user.username,
+            "username": user.username or "",
             "reply_to_bot": _replies_to(msg, self.bot.id),
         }
         if msg.location is not None:
@@ -502,7 +502,7 @@ class TelegramChannel:
                 choice=(cq.data or "")[:CALLBACK_MAX_BYTES],
                 display_name=cq.from_user.first_name,
                 language_hint=cq.from_user.language_code,
-                username=cq.from_user.username,
+                username=cq.from_user.username or "",
             )
         ]
 
