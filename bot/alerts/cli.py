@@ -73,7 +73,11 @@ def _context():  # type: ignore[no-untyped-def]
 @broadcast_app.command("send")
 def send(
     text: str = typer.Option(..., "--text", help="The message (or @file.txt)"),
-    everyone: bool = typer.Option(False, "--everyone", help="Every subscriber"),
+    everyone: bool = typer.Option(
+        False,
+        "--everyone",
+        help="All who said yes to announcements (with --warning: all warning subscribers)",
+    ),
     kecamatan: str = typer.Option(None, "--kecamatan", help="Kecamatan codes, comma-separated"),
     kelurahan: str = typer.Option(None, "--kelurahan", help="Kelurahan codes, comma-separated"),
     circle: str = typer.Option(None, "--circle", help="LAT,LON,RADIUS_KM"),
