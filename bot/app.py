@@ -121,6 +121,7 @@ class App:
                 self.media,
                 self.pages,
                 self.city,
+                self.services.areas,
                 default_locale=settings.default_locale,
                 tile_url=settings.map_tile_url,
                 tile_attribution=settings.map_tile_attribution,

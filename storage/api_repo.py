@@ -169,7 +169,7 @@ class ApiRepo:
         ).first()
 
     def map_points(self, f: ReportQuery, limit: int = 20_000) -> list[tuple[Any, ...]]:
-        """(code, lat, lon, status, category, opd, kode_kec, anonymous, created_at) rows."""
+        """(code, lat, lon, status, category, opd, kode_kec, anonymous, created_at, id) rows."""
         q = sa_select(
             col(Report.code),
             col(Report.lat),
@@ -180,6 +180,7 @@ class ApiRepo:
             col(Report.kode_kec),
             col(Report.anonymous),
             col(Report.created_at),
+            col(Report.id),
         )
         f.with_point = True
         q = self._filtered(q, f).order_by(col(Report.id).desc()).limit(limit)

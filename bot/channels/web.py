@@ -7,6 +7,10 @@ worker runs it through `handlers.core.handle`.  Out: the outbox sender calls
 `WebTransport.send`, which stores the reply in `web_message`; the page polls
 `/demo/api/messages` for them.
 
+The map picker asks `/demo/api/place?lat=&lon=` which kelurahan a pin is in (the app's area
+index, the same answer the core will give), and draws the kelurahan outlines from
+`/demo/api/areas.json` when boundaries were imported (without tiles they are the base map).
+
 Personas: one browser session (`sid`) has separate web identities for the citizen, an officer
 of each OPD and an admin (external id `<sid>.<persona>`).  Officer and admin personas get a
 `staff` row when chosen — only while demo mode is on (`Settings.demo_active`), which is the
@@ -19,6 +23,7 @@ import asyncio
 import html
 import json
 import logging
+import math
 import re
 import secrets
 from dataclasses import asdict
@@ -27,9 +32,12 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
+from bot.i18n import N_
 from bot.media import MediaError, MediaStore
+from bot.web.data import city_center
 from bot.web.pages import Pages, json_script
 from handlers.events import MAX_TEXT, Inbound, MediaRef, Reply
+from handlers.services import AreasLike
 from storage.api_repo import ApiRepo
 from storage.db import Database
 from storage.models import ROLE_ADMIN, ROLE_OFFICER
@@ -41,28 +49,59 @@ CHANNEL = "web"
 SID_RE = re.compile(r"^[0-9a-f]{16,32}$")
 MSG_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_JSON = 64 * 1024
+OUTLINE_TOLERANCE = 0.0002  # degrees (~20 m): outlines to see, not to decide (locate decides)
 
-DEMO_MSGIDS = [
-    "Citizen",
-    "Officer: {opd}",
-    "Admin",
-    "Type a message…",
-    "Send",
-    "Photo",
-    "Location",
-    "Pick the place on the map, or type its coordinates.",
-    "Latitude",
-    "Longitude",
-    "Use this place",
-    "Cancel",
-    "Could not send. Please try again.",
-    "You",
-    "Persona",
+DEMO_MSGIDS = [  # the words demo.js shows (the template's own are translated in it)
+    N_("Could not send. Please try again."),
+    N_("Finding your location…"),
+    N_("Location access was refused. Allow it in the browser, or tap the map."),
+    N_("Your location is not available here. Tap the map instead."),
+    N_("Looking up the place…"),
+    N_("Could not look up the place. Please try again."),
+    N_("Kel. {kelurahan}, {kecamatan} — is that right?"),
+    N_("Kel. {kelurahan}, {kecamatan}"),
+    N_("This point is outside {city}. Move the pin into the city."),
+    N_("Tap the map or drag the pin to the right place."),
+    N_("Please type the latitude and the longitude as numbers, e.g. {example}."),
 ]
 
 
 def external_id(sid: str, persona: str) -> str:
     return f"{sid}.{persona}"
+
+
+def parse_point(lat: Any, lon: Any) -> tuple[float, float]:
+    """(lat, lon) as finite numbers on the globe; ValueError for anything else."""
+    if isinstance(lat, bool) or isinstance(lon, bool):
+        raise ValueError("lat/lon: numbers expected")
+    try:
+        la, lo = float(lat), float(lon)
+    except (TypeError, ValueError):
+        raise ValueError("lat/lon: numbers expected") from None
+    if not (math.isfinite(la) and math.isfinite(lo) and abs(la) <= 90 and abs(lo) <= 180):
+        raise ValueError("lat/lon: a point on Earth expected (|lat| ≤ 90, |lon| ≤ 180)")
+    return la, lo
+
+
+def kelurahan_outlines(polygons: dict[str, str], city: Any) -> dict[str, Any]:
+    """Imported kelurahan polygons (code → GeoJSON text) as a light FeatureCollection."""
+    import shapely
+
+    features = []
+    for code in sorted(polygons):
+        kel = city.kelurahan_by_code(code)
+        geom = shapely.from_geojson(polygons[code])
+        geom = shapely.set_precision(
+            shapely.simplify(geom, OUTLINE_TOLERANCE, preserve_topology=True), 1e-5
+        )
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"name": kel.name if kel else code},
+                "geometry": json.loads(shapely.to_geojson(geom)),
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
 
 
 class WebTransport:
@@ -97,6 +136,7 @@ class WebChannel:
         media: MediaStore,
         pages: Pages,
         city: Any,
+        areas: AreasLike,
         *,
         default_locale: str = "id",
         tile_url: str | None = None,
@@ -107,6 +147,8 @@ class WebChannel:
         self.media = media
         self.pages = pages
         self.city = city
+        self.areas = areas
+        self._outlines: dict[str, Any] | None = None
         self.default_locale = default_locale
         self.tile_url = tile_url
         self.tile_attribution = tile_attribution
@@ -136,6 +178,8 @@ class WebChannel:
         r.add_post("/demo/api/send", self.send)
         r.add_post("/demo/api/photo", self.photo)
         r.add_get("/demo/api/messages", self.messages)
+        r.add_get("/demo/api/place", self.place)
+        r.add_get("/demo/api/areas.json", self.outlines)
 
     # --- personas ----------------------------------------------------------------------------
     def personas(self, lang: str) -> list[tuple[str, str]]:
@@ -173,6 +217,8 @@ class WebChannel:
             "lang": lang,
             "tz": self.city.city.timezone,
             "t": self.pages.catalog(lang, DEMO_MSGIDS),
+            "city": self.city.city.name,
+            "center": city_center(self.city),
             "personas": self.personas(lang),
             "tileUrl": self.tile_url,
             "tileAttribution": self.tile_attribution,
@@ -246,10 +292,9 @@ class WebChannel:
             payload["choice"] = str(data.get("choice") or "")[:64]
         elif kind == "location":
             try:
-                payload["lat"] = float(data["lat"])
-                payload["lon"] = float(data["lon"])
-            except (KeyError, TypeError, ValueError):
-                raise web.HTTPBadRequest(text="lat/lon: numbers expected") from None
+                payload["lat"], payload["lon"] = parse_point(data.get("lat"), data.get("lon"))
+            except ValueError as exc:
+                raise web.HTTPBadRequest(text=str(exc)) from None
         else:
             raise web.HTTPBadRequest(text="kind: text, choice or location")
         new = await self._accept(data.get("id"), sid, persona, payload)
@@ -309,6 +354,36 @@ class WebChannel:
             return [render(r.id or 0, Reply.from_payload(r.payload)) for r in rows]
 
         return web.json_response({"messages": await asyncio.to_thread(load)})
+
+    async def place(self, request: web.Request) -> web.Response:
+        """Which kelurahan a point is in: {"inside": true, "kelurahan", "kecamatan"}, or
+        {"inside": false} outside the city; 400 (JSON) for anything but a point."""
+        try:
+            lat, lon = parse_point(request.query.get("lat"), request.query.get("lon"))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        hit = self.areas.locate(lat, lon)
+        if hit is None:
+            return web.json_response({"inside": False})
+        return web.json_response(
+            {
+                "inside": True,
+                "kode_kel": hit.kode_kel,
+                "kelurahan": hit.nama_kel,
+                "kecamatan": hit.nama_kec,
+            }
+        )
+
+    async def outlines(self, _request: web.Request) -> web.Response:
+        if self._outlines is None:
+
+            def load() -> dict[str, Any]:
+                with self.db.session() as s:
+                    polygons = Repo(s).area_polygons()
+                return kelurahan_outlines(polygons, self.city)
+
+            self._outlines = await asyncio.to_thread(load)
+        return web.json_response(self._outlines, headers={"Cache-Control": "public, max-age=3600"})
 
     # --- mapping in --------------------------------------------------------------------------
     async def to_inbound(self, payload: dict[str, Any]) -> list[Inbound]:

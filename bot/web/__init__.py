@@ -19,46 +19,63 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.web.data import dashboard, map_point
+from bot.i18n import N_
+from bot.web.data import city_center, dashboard, due_at, is_overdue, map_point
 from bot.web.pages import STATIC, Pages, json_script
 from bot.web.warnings import WarningsProvider
 from storage.api_repo import ApiRepo, ReportQuery
 from storage.db import Database
-from storage.models import STATUSES, Report
+from storage.models import OPEN_STATUSES, STATUSES, Report
 
 PERIODS = (7, 30, 90, 365)  # days; 0 = everything
+STATUS_OPEN, STATUS_OVERDUE = "open", "overdue"  # the map's status filter beyond the stored ones
+STATUS_MSGIDS = {
+    "baru": N_("New"),
+    "diproses": N_("In progress"),
+    "selesai": N_("Resolved"),
+    "ditolak": N_("Rejected"),
+}
 CODE_RE = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
 
 # Words the pages' JavaScript shows (translated into the page's language).
 MAP_MSGIDS = [
-    "New",
-    "In progress",
-    "Resolved",
-    "Rejected",
-    "{n} reports on the map",
-    "Status history",
-    "Handled by",
-    "Expected by",
-    "Loading…",
-    "Could not load the data. Please try again.",
-    "report received",
-    "Close",
-    "Category",
-    "Place",
+    N_("New"),
+    N_("In progress"),
+    N_("Resolved"),
+    N_("Rejected"),
+    N_("{n} reports on the map"),
+    N_("Status history"),
+    N_("Handled by"),
+    N_("Expected by"),
+    N_("Loading…"),
+    N_("Could not load the data. Please try again."),
+    N_("report received"),
+    N_("Close"),
+    N_("Category"),
+    N_("Place"),
+    N_("{n} reports in view"),
+    N_("{n} reports here: zoom in"),
+    N_("… and {n} more: zoom in to see them."),
 ]
 DASH_MSGIDS = [
-    "Open",
-    "Overdue",
-    "Median first response",
-    "Median resolution",
-    "Within SLA",
-    "Reports",
-    "Created",
-    "Resolved",
-    "{h} h",
-    "No reports in this period.",
-    "Could not load the data. Please try again.",
-    "Loading…",
+    N_("Open"),
+    N_("Overdue"),
+    N_("Median first response"),
+    N_("Median resolution"),
+    N_("Within SLA"),
+    N_("Reports"),
+    N_("Created"),
+    N_("Resolved"),
+    N_("{n} min"),
+    N_("{n} h"),
+    N_("{n} days"),
+    N_("under 1 min"),
+    N_("Whole city"),
+    N_("Week of {date}"),
+    N_("Show these reports on the map"),
+    N_("No reports in this period."),
+    N_("Could not load the data. Please try again."),
+    N_("Loading…"),
 ]
 
 
@@ -123,7 +140,7 @@ class PublicWeb:
             "tileUrl": self.tile_url,
             "tileAttribution": self.tile_attribution,
             "bbox": [[min_lat, min_lon], [max_lat, max_lon]],
-            "center": _center(city),
+            "center": city_center(city),
             "categories": {c.key: f"{c.emoji} {c.label(lang)}".strip() for c in city.categories},
             "opds": {o.code: o.short for o in city.opds},
             "kecamatan": {k.code: k.name for k in city.kecamatan},
@@ -133,6 +150,7 @@ class PublicWeb:
 
     def _page(self, name: str, lang: str, config: dict[str, Any], title: str) -> web.Response:
         other = "en" if lang == "id" else "id"
+        try_chat = html.escape(self.pages.i18n.gettext(lang, N_("Try the chat")))
         body = self.pages.render(
             name,
             lang,
@@ -145,12 +163,7 @@ class PublicWeb:
                 "config": json_script(config),
                 "leaflet": html.escape(self.leaflet_url),
                 "filters": self._filters_html(lang),
-                "demo_link": (
-                    f'<a href="/demo?lang={lang}">'
-                    f"{html.escape(self.pages.i18n.gettext(lang, 'Try the chat'))}</a>"
-                    if self.demo
-                    else ""
-                ),
+                "demo_link": f'<a href="/demo?lang={lang}">{try_chat}</a>' if self.demo else "",
             },
         )
         return web.Response(text=body, content_type="text/html", charset="utf-8")
@@ -158,6 +171,7 @@ class PublicWeb:
     def _filters_html(self, lang: str) -> str:
         _ = self.pages.i18n.for_lang(lang).gettext
         city = self.city
+        everything = html.escape(_("All"))
 
         def select(name: str, label: str, options: list[tuple[str, str]]) -> str:
             opts = "".join(
@@ -165,10 +179,15 @@ class PublicWeb:
             )
             return (
                 f'<label>{html.escape(label)}<select id="f-{name}" name="{name}">'
-                f'<option value="">{html.escape(_("All"))}</option>{opts}</select></label>'
+                f'<option value="">{everything}</option>{opts}</select></label>'
             )
 
         periods = [(str(d), _("Last {n} days").format(n=d)) for d in PERIODS]
+        statuses = [
+            (STATUS_OPEN, _("Open")),
+            (STATUS_OVERDUE, _("Overdue")),
+            *((s, _(STATUS_MSGIDS[s])) for s in STATUSES),
+        ]
         return "".join(
             [
                 select(
@@ -178,18 +197,19 @@ class PublicWeb:
                 ),
                 select("opd", _("Agency (OPD)"), [(o.code, o.short) for o in city.opds]),
                 select("kecamatan", _("Kecamatan"), [(k.code, k.name) for k in city.kecamatan]),
+                select("status", _("Status"), statuses),
                 select("days", _("Period"), periods),
             ]
         )
 
     async def map_page(self, request: web.Request) -> web.Response:
         lang, config = self._common(request, MAP_MSGIDS)
-        title = self.pages.i18n.gettext(lang, "Reports map")
+        title = self.pages.i18n.gettext(lang, N_("Reports map"))
         return self._page("map.html", lang, config, title)
 
     async def dashboard_page(self, request: web.Request) -> web.Response:
         lang, config = self._common(request, DASH_MSGIDS)
-        title = self.pages.i18n.gettext(lang, "Dashboard per agency")
+        title = self.pages.i18n.gettext(lang, N_("Dashboard per agency"))
         return self._page("dashboard.html", lang, config, title)
 
     # --- data -----------------------------------------------------------------------------
@@ -198,7 +218,12 @@ class PublicWeb:
         category = _choice(q.get("category"), {c.key for c in city.categories}, "category")
         opd = _choice(q.get("opd"), {o.code for o in city.opds}, "opd")
         kec = _choice(q.get("kecamatan"), {k.code for k in city.kecamatan}, "kecamatan")
-        status = _choice(q.get("status"), set(STATUSES), "status")
+        status = _choice(q.get("status"), {*STATUSES, STATUS_OPEN, STATUS_OVERDUE}, "status")
+        statuses: list[str] = []
+        if status in (STATUS_OPEN, STATUS_OVERDUE):
+            statuses = list(OPEN_STATUSES)
+        elif status:
+            statuses = [status]
         days_raw = q.get("days") or "0"
         if days_raw not in {"0", *(str(d) for d in PERIODS)}:
             raise web.HTTPBadRequest(text="days: use 0, 7, 30, 90 or 365")
@@ -209,7 +234,7 @@ class PublicWeb:
                 categories=[category] if category else [],
                 opds=[opd] if opd else [],
                 kecamatan=[kec] if kec else [],
-                statuses=[status] if status else [],
+                statuses=statuses,
                 start=start,
             ),
             days,
@@ -217,10 +242,21 @@ class PublicWeb:
 
     async def map_data(self, request: web.Request) -> web.Response:
         query, _days = self._filters(request.query)
+        overdue_only = request.query.get("status") == STATUS_OVERDUE
+        now = self.svc.clock()
 
         def load() -> list[list[Any]]:
             with self.db.session() as s:
-                return [map_point(r) for r in ApiRepo(s).map_points(query)]
+                repo = ApiRepo(s)
+                rows = repo.map_points(query)
+                if overdue_only:  # (…, created_at, id): the dashboard's "Overdue"
+                    tracked = repo.tracked_deadlines([int(r[9]) for r in rows])
+                    rows = [
+                        r
+                        for r in rows
+                        if is_overdue(r[3], due_at(r[9], r[4], r[8], self.deadline, tracked), now)
+                    ]
+            return [map_point(r) for r in rows]
 
         points = await asyncio.to_thread(load)
         return web.json_response({"points": points, "total": len(points)})
@@ -249,17 +285,6 @@ class PublicWeb:
 
     async def warnings_data(self, _request: web.Request) -> web.Response:
         return web.json_response(await asyncio.to_thread(self.warnings))
-
-
-def _center(city: Any) -> list[float]:
-    kel = city.kelurahan
-    if kel:
-        return [
-            sum(k.centroid[0] for k in kel) / len(kel),
-            sum(k.centroid[1] for k in kel) / len(kel),
-        ]
-    min_lon, min_lat, max_lon, max_lat = city.city.bbox
-    return [(min_lat + max_lat) / 2, (min_lon + max_lon) / 2]
 
 
 __all__ = ["CODE_RE", "PublicWeb"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,9 +18,45 @@ DeadlineFn = Callable[[Report], datetime | None]
 
 
 def map_point(row: tuple[Any, ...]) -> list[Any]:
-    """(code, lat, lon, status, category, opd, kode_kec, ...) → a compact public point."""
-    code, lat, lon, status, category, opd, kec = row[:7]
-    return [code, round(lat, ROUND_DIGITS), round(lon, ROUND_DIGITS), status, category, opd, kec]
+    """(code, lat, lon, status, category, opd, kode_kec, anonymous, created_at, ...) → a
+    compact public point: [code, lat, lon, status, category, opd, kode_kec, created (ISO)]."""
+    code, lat, lon, status, category, opd, kec, _anonymous, created = row[:9]
+    return [
+        code,
+        round(lat, ROUND_DIGITS),
+        round(lon, ROUND_DIGITS),
+        status,
+        category,
+        opd,
+        kec,
+        _aware(created).isoformat(timespec="minutes"),
+    ]
+
+
+def city_center(city: Any) -> list[float]:
+    """[lat, lon] of the kelurahan centroid nearest to all the others (a place in the city;
+    the mean of the centroids can fall between its parts: in Palu Bay); the middle of the
+    bbox for a city without kelurahan."""
+    points = [k.centroid for k in city.kelurahan]
+    if not points:
+        min_lon, min_lat, max_lon, max_lat = city.city.bbox
+        return [(min_lat + max_lat) / 2, (min_lon + max_lon) / 2]
+    medoid = min(points, key=lambda p: sum(math.dist(p, q) for q in points))
+    return [medoid[0], medoid[1]]
+
+
+def due_at(
+    rid: int, category: str, created: datetime, deadline: DeadlineFn, tracked: dict[int, datetime]
+) -> datetime | None:
+    """A report's resolution deadline: the officers' tracked one, else the SLA default."""
+    due = tracked.get(rid)
+    if due is None:
+        due = deadline(Report(category=category, created_at=_aware(created)))  # type: ignore[call-arg]
+    return _aware(due) if due is not None else None
+
+
+def is_overdue(status: str, due: datetime | None, now: datetime) -> bool:
+    return status in OPEN_STATUSES and due is not None and due < now
 
 
 @dataclass
@@ -30,8 +67,8 @@ class OpdFigures:
     overdue: int = 0
     resolved: int = 0
     resolved_in_sla: int = 0
-    response_hours: list[float] | None = None
-    resolution_hours: list[float] | None = None
+    response_minutes: list[float] = field(default_factory=list)
+    resolution_minutes: list[float] = field(default_factory=list)
 
     def as_dict(self, name: str) -> dict[str, Any]:
         return {
@@ -40,16 +77,20 @@ class OpdFigures:
             "total": self.total,
             "open": self.open,
             "overdue": self.overdue,
-            "median_response_hours": _median(self.response_hours),
-            "median_resolution_hours": _median(self.resolution_hours),
+            "median_response_minutes": _median(self.response_minutes),
+            "median_resolution_minutes": _median(self.resolution_minutes),
             "within_sla_pct": (
                 round(100.0 * self.resolved_in_sla / self.resolved, 1) if self.resolved else None
             ),
         }
 
 
-def _median(values: list[float] | None) -> float | None:
+def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 1) if values else None
+
+
+def _minutes(start: datetime, end: datetime) -> float:
+    return max(0.0, (_aware(end) - start).total_seconds() / 60)
 
 
 def _aware(dt: datetime) -> datetime:
@@ -71,42 +112,42 @@ def dashboard(
     tracked: dict[int, datetime],
     opd_names: dict[str, str],
 ) -> dict[str, Any]:
-    """Per OPD: open, overdue, median hours to first response and to resolution, % resolved
-    within the SLA; plus reports created/resolved per week (last 12 weeks)."""
+    """Per OPD and for the whole city: open, overdue, median minutes to first response and to
+    resolution, % resolved within the SLA; plus reports created/resolved per week per OPD
+    (last 12 weeks)."""
     figures: dict[str, OpdFigures] = {}
+    city = OpdFigures("")
     this_week = week_start(now)
     weeks = [this_week - timedelta(weeks=i) for i in range(TREND_WEEKS - 1, -1, -1)]
     index = {w: i for i, w in enumerate(weeks)}
     trend: dict[str, dict[str, list[int]]] = {}
     for rid, opd, status, category, created, first_response, resolved in rows:
         created = _aware(created)
-        f = figures.setdefault(opd, OpdFigures(opd, response_hours=[], resolution_hours=[]))
+        f = figures.setdefault(opd, OpdFigures(opd))
         t = trend.setdefault(opd, {"created": [0] * TREND_WEEKS, "resolved": [0] * TREND_WEEKS})
+        due = due_at(rid, category, created, deadline, tracked)
+        is_open = status in OPEN_STATUSES
+        overdue = is_overdue(status, due, now)
         in_period = since is None or created >= since
-        due = tracked.get(rid)
-        if due is None:
-            due = deadline(Report(category=category, created_at=created))  # type: ignore[call-arg]
-        if status in OPEN_STATUSES:
-            f.open += 1
-            if due is not None and due < now:
-                f.overdue += 1
+        done = status == STATUS_RESOLVED and resolved is not None
+        for g in (f, city):
+            g.open += is_open
+            g.overdue += overdue
+            if not in_period:
+                continue
+            g.total += 1
+            if first_response is not None:
+                g.response_minutes.append(_minutes(created, first_response))
+            if done:
+                g.resolution_minutes.append(_minutes(created, resolved))
+                g.resolved += 1
+                g.resolved_in_sla += due is None or _aware(resolved) <= due
         if not in_period:
             continue
-        f.total += 1
         i = index.get(week_start(created))
         if i is not None:
             t["created"][i] += 1
-        if first_response is not None:
-            hours = (_aware(first_response) - created).total_seconds() / 3600
-            assert f.response_hours is not None
-            f.response_hours.append(max(0.0, hours))
-        if status == STATUS_RESOLVED and resolved is not None:
-            resolved = _aware(resolved)
-            assert f.resolution_hours is not None
-            f.resolution_hours.append(max(0.0, (resolved - created).total_seconds() / 3600))
-            f.resolved += 1
-            if due is None or resolved <= due:
-                f.resolved_in_sla += 1
+        if done:
             j = index.get(week_start(resolved))
             if j is not None:
                 t["resolved"][j] += 1
@@ -115,5 +156,6 @@ def dashboard(
         "generated_at": now.isoformat(timespec="seconds"),
         "weeks": [w.date().isoformat() for w in weeks],
         "opds": [f.as_dict(opd_names.get(f.code, f.code)) for f in opds],
+        "city": city.as_dict(""),
         "trend": trend,
     }

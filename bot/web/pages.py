@@ -6,6 +6,8 @@ In `bot/web/templates/*.html`:
 
 Text the page's JavaScript shows is passed in a `<script type="application/json">` block as a
 dict msgid → translation (`catalog`), so all user-facing words come from the .po files.
+`make locales` finds the templates' words with `extract_templates` (see babel.cfg) and the
+JavaScript's words where they are listed in Python, marked with `N_`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bot.i18n import I18n
 
@@ -28,6 +31,15 @@ def json_script(data: Any) -> str:
     """JSON that is safe inside a <script> element."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def extract_templates(
+    fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: Any
+) -> Iterator[tuple[int, str, str, list[str]]]:
+    """Babel extraction method for the `{{_ text }}` of a template."""
+    source = fileobj.read().decode("utf-8")
+    for m in _MSG.finditer(source):
+        yield source.count("\n", 0, m.start()) + 1, "_", m.group(1), []
 
 
 class Pages:

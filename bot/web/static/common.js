@@ -17,11 +17,14 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+const LOCALE = CFG.lang === "en" ? "en-GB" : "id-ID";
+
 function fmtTime(iso) {
   if (!iso) return "–";
-  const locale = CFG.lang === "en" ? "en-GB" : "id-ID";
-  return new Date(iso).toLocaleString(locale, { timeZone: CFG.tz, dateStyle: "medium", timeStyle: "short" });
+  return new Date(iso).toLocaleString(LOCALE, { timeZone: CFG.tz, dateStyle: "medium", timeStyle: "short" });
 }
+
+function fmtNum(x) { return x.toLocaleString(LOCALE, { maximumFractionDigits: 1 }); }
 
 const STATUS_COLORS = { baru: "#d62728", diproses: "#ff7f0e", selesai: "#2ca02c", ditolak: "#7f7f7f" };
 const STATUS_MSGIDS = { baru: "New", diproses: "In progress", selesai: "Resolved", ditolak: "Rejected" };

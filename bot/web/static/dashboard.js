@@ -1,49 +1,78 @@
-/* The OPD dashboard: a table of figures and a weekly bar chart per OPD (plain SVG). */
+/* The OPD dashboard: a table of figures (per OPD and for the whole city; cards on a phone) and
+   a weekly bar chart per OPD (plain SVG, each bar labelled with its count, each week with its
+   date).  The open and overdue numbers link to those reports on the public map. */
 "use strict";
 (function () {
+  const NS = "http://www.w3.org/2000/svg";
+  const WEEK_W = 30, TOP = 14, BASE = 108, HEIGHT = 140; // chart geometry (SVG units)
   const form = document.getElementById("filters");
   const status = document.getElementById("status");
   const tbody = document.querySelector("#dash tbody");
+  const tfoot = document.querySelector("#dash tfoot");
+  const heads = [...document.querySelectorAll("#dash thead th")].map(th => th.textContent);
   const charts = document.getElementById("charts");
-  // The category and kecamatan filters are for the map; the dashboard is per OPD and period.
-  for (const name of ["category", "kecamatan"]) {
+  // The category, kecamatan and status filters are for the map; the dashboard is per OPD and period.
+  for (const name of ["category", "kecamatan", "status"]) {
     const s = form.querySelector("select[name=" + name + "]");
     if (s) s.closest("label").remove();
   }
   const days = form.querySelector("select[name=days]");
   if (days && !days.value) days.value = "90";
 
-  const hours = h => (h === null || h === undefined ? "–" : t("{h} h", { h: h }));
-  const pct = p => (p === null || p === undefined ? "–" : p + " %");
+  function duration(min) {
+    if (min === null || min === undefined) return "–";
+    if (min < 1) return t("under 1 min");
+    if (min < 60) return t("{n} min", { n: Math.round(min) });
+    if (min < 48 * 60) return t("{n} h", { n: fmtNum(min / 60) });
+    return t("{n} days", { n: fmtNum(min / 1440) });
+  }
+  const pct = p => (p === null || p === undefined ? "–" : fmtNum(p) + " %");
+  const day = (iso, opts) => new Date(iso + "T00:00:00Z").toLocaleDateString(LOCALE, Object.assign({ timeZone: "UTC" }, opts));
+
+  function mapLink(n, opd, which) {
+    const q = new URLSearchParams({ lang: CFG.lang, status: which });
+    if (opd) q.set("opd", opd);
+    return el("a", { href: "/peta?" + q.toString(), title: t("Show these reports on the map"), "data-link": which }, String(n));
+  }
+
+  function row(o, name, tag) {
+    const cells = [name, String(o.total), mapLink(o.open, o.code, "open"), mapLink(o.overdue, o.code, "overdue"),
+      duration(o.median_response_minutes), duration(o.median_resolution_minutes), pct(o.within_sla_pct)];
+    return el("tr", { "data-opd": o.code || null, class: tag },
+      ...cells.map((c, i) => el("td", { "data-label": heads[i] }, c)));
+  }
+
+  function svgEl(name, attrs, text) {
+    const node = document.createElementNS(NS, name);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
 
   function chart(opd, weeks, series) {
-    const NS = "http://www.w3.org/2000/svg";
-    const svg = document.createElementNS(NS, "svg");
-    svg.setAttribute("viewBox", "0 0 240 110");
-    svg.setAttribute("role", "img");
+    const svg = svgEl("svg", { viewBox: "0 0 " + weeks.length * WEEK_W + " " + HEIGHT, role: "img", "aria-label": opd.name });
     const max = Math.max(1, ...series.created, ...series.resolved);
-    const w = 240 / weeks.length;
+    const barW = WEEK_W / 2 - 2;
     weeks.forEach((wk, i) => {
+      const x0 = i * WEEK_W + 1.5;
       [["created", "#0b5cad", 0], ["resolved", "#2ca02c", 1]].forEach(([key, color, k]) => {
         const v = series[key][i];
-        const h = (v / max) * 95;
-        const r = document.createElementNS(NS, "rect");
-        r.setAttribute("x", (i * w + 1 + k * (w / 2 - 1)).toFixed(1));
-        r.setAttribute("y", (100 - h).toFixed(1));
-        r.setAttribute("width", Math.max(1, w / 2 - 1.5).toFixed(1));
-        r.setAttribute("height", h.toFixed(1));
-        r.setAttribute("fill", color);
-        const title = document.createElementNS(NS, "title");
-        title.textContent = wk + " · " + t(key === "created" ? "Created" : "Resolved") + ": " + v;
-        r.append(title);
+        const h = (v / max) * (BASE - TOP);
+        const x = x0 + k * (barW + 1);
+        const r = svgEl("rect", { x: x.toFixed(1), y: (BASE - h).toFixed(1), width: barW.toFixed(1), height: h.toFixed(1), fill: color, "data-count": v });
+        const week = t("Week of {date}", { date: day(wk, { dateStyle: "medium" }) });
+        r.append(svgEl("title", {}, week + " · " + t(key === "created" ? "Created" : "Resolved") + ": " + v));
         svg.append(r);
+        if (v) svg.append(svgEl("text", { x: (x + barW / 2).toFixed(1), y: (BASE - h - 2).toFixed(1), class: "count", "text-anchor": "middle" }, String(v)));
       });
+      // each week's Monday: the day, and the month under the first week of each month
+      const mid = (i * WEEK_W + WEEK_W / 2).toFixed(1), month = day(wk, { month: "short" });
+      svg.append(svgEl("text", { x: mid, y: BASE + 14, class: "week", "text-anchor": "middle", "data-week": wk }, day(wk, { day: "numeric" })));
+      if (!i || month !== day(weeks[i - 1], { month: "short" })) {
+        svg.append(svgEl("text", { x: mid, y: BASE + 27, class: "month", "text-anchor": "middle" }, month));
+      }
     });
-    const axis = document.createElementNS(NS, "line");
-    axis.setAttribute("x1", "0"); axis.setAttribute("x2", "240");
-    axis.setAttribute("y1", "100.5"); axis.setAttribute("y2", "100.5");
-    axis.setAttribute("stroke", "#9aa8b5");
-    svg.append(axis);
+    svg.append(svgEl("line", { x1: 0, x2: weeks.length * WEEK_W, y1: BASE + 0.5, y2: BASE + 0.5, stroke: "#9aa8b5" }));
     return el("div", { class: "chart", "data-opd": opd.code }, el("h3", {}, opd.name), svg);
   }
 
@@ -62,15 +91,9 @@
       status.dataset.state = "error";
       return;
     }
-    tbody.replaceChildren();
-    charts.replaceChildren();
-    for (const o of data.opds) {
-      tbody.append(el("tr", { "data-opd": o.code },
-        el("td", {}, o.name), el("td", {}, String(o.total)), el("td", {}, String(o.open)),
-        el("td", {}, String(o.overdue)), el("td", {}, hours(o.median_response_hours)),
-        el("td", {}, hours(o.median_resolution_hours)), el("td", {}, pct(o.within_sla_pct))));
-      charts.append(chart(o, data.weeks, data.trend[o.code]));
-    }
+    tbody.replaceChildren(...data.opds.map(o => row(o, o.name)));
+    tfoot.replaceChildren(...(data.opds.length ? [row(data.city, t("Whole city"), "city")] : []));
+    charts.replaceChildren(...data.opds.map(o => chart(o, data.weeks, data.trend[o.code])));
     status.textContent = data.opds.length ? "" : t("No reports in this period.");
     status.dataset.state = "ready";
   }

@@ -1,16 +1,16 @@
-/* The demo chat: a phone-like page on the web channel (polling for replies). */
+/* The demo chat: a phone-like page on the web channel (polling for replies).  Each persona has
+   its own thread, kept with its buttons while another persona is shown.  The map picker names
+   the kelurahan of the pin (asking the server's area index) before the place is sent. */
 "use strict";
 (function () {
-  const log = document.getElementById("log");
-  const personaSel = document.getElementById("persona");
-  const form = document.getElementById("composer");
-  const input = document.getElementById("text");
-  const photoInput = document.getElementById("photo-input");
-  const picker = document.getElementById("picker");
-  const latIn = document.getElementById("pick-lat");
-  const lonIn = document.getElementById("pick-lon");
-  const state = { sid: null, persona: "citizen", after: {}, history: {} };
-  let pickMap = null, pickMarker = null;
+  const PICK_ZOOM = 14, PIN_ZOOM = 17, PIN_KEY = "lapor-demo-pin";
+  const $ = id => document.getElementById(id);
+  const log = $("log"), personaSel = $("persona"), form = $("composer"), input = $("text");
+  const photoInput = $("photo-input"), picker = $("picker"), latIn = $("pick-lat"), lonIn = $("pick-lon");
+  const place = $("pick-place"), okBtn = $("pick-ok"), moveBtn = $("pick-move");
+  const state = { sid: null, persona: "citizen", after: {} };
+  const threads = {}; // persona → its thread (a <div> in the log)
+  let pickMap = null, pin = null, picked = null, lookups = 0;
 
   function newId() {
     const a = new Uint8Array(12);
@@ -24,24 +24,37 @@
     return res.json();
   }
 
-  function bubble(who, text, extra) {
+  // The newest message, its buttons included, in view (also once its picture has loaded).
+  function scrollToEnd() { log.scrollTop = log.scrollHeight; }
+
+  function thread(persona) {
+    if (!threads[persona]) {
+      threads[persona] = el("div", { class: "thread", "data-persona": persona });
+      log.append(threads[persona]);
+    }
+    return threads[persona];
+  }
+
+  function bubble(persona, who, text, image) {
     const node = el("div", { class: "msg " + who });
-    if (extra && extra.photo_url) node.append(el("img", { src: extra.photo_url, alt: "" }));
-    if (extra && extra.image) node.append(extra.image);
+    if (image) {
+      image.addEventListener("load", scrollToEnd);
+      node.append(image);
+    }
     node.append(document.createTextNode(text || ""));
-    log.append(node);
-    log.scrollTop = log.scrollHeight;
-    (state.history[state.persona] = state.history[state.persona] || []).push([who, text, extra]);
+    thread(persona).append(node);
+    scrollToEnd();
     return node;
   }
 
   function showError() {
-    log.append(el("div", { class: "err" }, t("Could not send. Please try again.")));
-    log.scrollTop = log.scrollHeight;
+    thread(state.persona).append(el("div", { class: "err" }, t("Could not send. Please try again.")));
+    scrollToEnd();
   }
 
-  function botMessage(m) {
-    const node = bubble("bot", m.text, { photo_url: m.photo_url });
+  function botMessage(persona, m) {
+    const image = m.photo_url ? el("img", { src: m.photo_url, alt: "" }) : null;
+    const node = bubble(persona, "bot", m.text, image);
     node.dataset.id = m.id;
     if (m.choices.length || m.ask_location) {
       const row = el("div", { class: "choices" });
@@ -56,11 +69,12 @@
         row.append(b);
       }
       node.append(row);
+      scrollToEnd();
     }
   }
 
   async function send(body, shown) {
-    if (shown !== null) bubble("me", shown);
+    if (shown !== null) bubble(state.persona, "me", shown);
     try {
       await post("/demo/api/send", Object.assign({ sid: state.sid, persona: state.persona, id: newId() }, body));
       poll();
@@ -77,12 +91,11 @@
     send({ kind: "text", text: text }, text);
   });
 
-  document.getElementById("btn-photo").addEventListener("click", () => photoInput.click());
+  $("btn-photo").addEventListener("click", () => photoInput.click());
   photoInput.addEventListener("change", async () => {
     const file = photoInput.files[0];
     if (!file) return;
-    const img = el("img", { src: URL.createObjectURL(file), alt: "" });
-    bubble("me", "", { image: img });
+    bubble(state.persona, "me", "", el("img", { src: URL.createObjectURL(file), alt: "" }));
     const fd = new FormData();
     fd.append("sid", state.sid); fd.append("persona", state.persona); fd.append("id", newId());
     fd.append("photo", file);
@@ -94,34 +107,123 @@
     } catch (e) { showError(); }
   });
 
+  // --- the map picker ---------------------------------------------------------------------
+  function say(text, what) {
+    place.textContent = text;
+    place.dataset.state = what;
+    place.hidden = false;
+  }
+
+  function lastPin() {
+    try {
+      const p = JSON.parse(localStorage.getItem(PIN_KEY) || "null");
+      return Array.isArray(p) && p.length === 2 && p.every(isFinite) ? p : null;
+    } catch (e) { return null; }
+  }
+
+  async function outlines() {
+    try {
+      const res = await fetch("/demo/api/areas.json");
+      if (!res.ok) return;
+      const data = await res.json();
+      if (data.features.length) {
+        L.geoJSON(data, { interactive: false, style: { color: "#7d8fa3", weight: 1.2, fillOpacity: 0.04, className: "kel-outline" } }).addTo(pickMap);
+      }
+    } catch (e) { /* the outlines are a help, not a need */ }
+  }
+
   function openPicker() {
     picker.hidden = false;
     if (!pickMap) {
-      pickMap = L.map("pick-map");
-      pickMap.fitBounds(CFG.bbox);
-      if (CFG.tileUrl) L.tileLayer(CFG.tileUrl, { attribution: CFG.tileAttribution, maxZoom: 19 }).addTo(pickMap);
-      else for (const [name, lat, lon] of CFG.kelurahan) {
-        L.circleMarker([lat, lon], { radius: 3, color: "#6b7b8b", weight: 1, interactive: false }).addTo(pickMap);
-        L.tooltip({ permanent: true, direction: "top", className: "kel-label" }).setLatLng([lat, lon]).setContent(name).addTo(pickMap);
-      }
-      pickMap.on("click", ev => setPick(ev.latlng.lat, ev.latlng.lng));
+      const last = lastPin();
+      pickMap = L.map("pick-map", { maxZoom: 19 }).setView(last || CFG.center, last ? PIN_ZOOM : PICK_ZOOM);
+      mapBase(pickMap, true);
+      outlines();
+      pickMap.on("click", ev => setPin(ev.latlng.lat, ev.latlng.lng));
+      window.laporPicker = pickMap;
     }
-    setTimeout(() => pickMap.invalidateSize(), 0);
+    pickMap.invalidateSize();
+    scrollToEnd();
   }
-  function setPick(lat, lon) {
-    latIn.value = lat.toFixed(6); lonIn.value = lon.toFixed(6);
-    if (pickMarker) pickMarker.setLatLng([lat, lon]);
-    else pickMarker = L.marker([lat, lon], { icon: L.divIcon({ className: "", html: "📍", iconSize: [20, 20], iconAnchor: [10, 20] }) }).addTo(pickMap);
-  }
-  document.getElementById("btn-location").addEventListener("click", openPicker);
-  document.getElementById("pick-cancel").addEventListener("click", () => { picker.hidden = true; });
-  document.getElementById("pick-ok").addEventListener("click", () => {
-    const lat = parseFloat(latIn.value.replace(",", ".")), lon = parseFloat(lonIn.value.replace(",", "."));
-    if (!isFinite(lat) || !isFinite(lon)) { latIn.focus(); return; }
-    picker.hidden = true;
-    send({ kind: "location", lat: lat, lon: lon }, "📍 " + lat.toFixed(5) + ", " + lon.toFixed(5));
-  });
 
+  function setPin(lat, lon) {
+    if (pin) pin.setLatLng([lat, lon]);
+    else {
+      pin = L.marker([lat, lon], {
+        draggable: true, keyboard: false,
+        icon: L.divIcon({ className: "pin", html: "📍", iconSize: [24, 24], iconAnchor: [12, 24] }),
+      }).addTo(pickMap);
+      pin.on("dragend", () => { const p = pin.getLatLng(); setPin(p.lat, p.lng); });
+    }
+    latIn.value = lat.toFixed(6); lonIn.value = lon.toFixed(6);
+    lookup(lat, lon);
+  }
+
+  async function lookup(lat, lon) {
+    const my = ++lookups;
+    picked = null;
+    okBtn.hidden = moveBtn.hidden = true;
+    say(t("Looking up the place…"), "looking");
+    let data;
+    try {
+      const res = await fetch("/demo/api/place?" + new URLSearchParams({ lat: String(lat), lon: String(lon) }));
+      if (!res.ok) throw new Error(String(res.status));
+      data = await res.json();
+    } catch (e) {
+      if (my === lookups) say(t("Could not look up the place. Please try again."), "error");
+      return;
+    }
+    if (my !== lookups) return; // the pin moved again meanwhile
+    if (!data.inside) {
+      say(t("This point is outside {city}. Move the pin into the city.", { city: CFG.city }), "outside");
+      return;
+    }
+    picked = { lat: lat, lon: lon, label: "📍 " + t("Kel. {kelurahan}, {kecamatan}", data) };
+    say("📍 " + t("Kel. {kelurahan}, {kecamatan} — is that right?", data), "inside");
+    place.dataset.kel = data.kode_kel;
+    okBtn.hidden = moveBtn.hidden = false;
+  }
+
+  okBtn.addEventListener("click", () => {
+    if (!picked) return;
+    localStorage.setItem(PIN_KEY, JSON.stringify([picked.lat, picked.lon]));
+    picker.hidden = true;
+    send({ kind: "location", lat: picked.lat, lon: picked.lon }, picked.label);
+  });
+  moveBtn.addEventListener("click", () => {
+    picked = null;
+    okBtn.hidden = moveBtn.hidden = true;
+    say(t("Tap the map or drag the pin to the right place."), "moving");
+  });
+  $("pick-gps").addEventListener("click", () => {
+    const unavailable = t("Your location is not available here. Tap the map instead.");
+    if (!navigator.geolocation) { say(unavailable, "gps-error"); return; }
+    say(t("Finding your location…"), "locating");
+    navigator.geolocation.getCurrentPosition(
+      pos => {
+        const { latitude, longitude } = pos.coords;
+        pickMap.setView([latitude, longitude], Math.max(pickMap.getZoom(), PIN_ZOOM));
+        setPin(latitude, longitude);
+      },
+      err => say(err.code === err.PERMISSION_DENIED
+        ? t("Location access was refused. Allow it in the browser, or tap the map.") : unavailable, "gps-error"),
+      { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
+  });
+  $("pick-show").addEventListener("click", () => {
+    const lat = parseFloat(latIn.value.replace(",", ".")), lon = parseFloat(lonIn.value.replace(",", "."));
+    if (!isFinite(lat) || !isFinite(lon) || Math.abs(lat) > 90 || Math.abs(lon) > 180) {
+      say(t("Please type the latitude and the longitude as numbers, e.g. {example}.",
+        { example: CFG.center.map(x => x.toFixed(4)).join(", ") }), "error");
+      latIn.focus();
+      return;
+    }
+    pickMap.setView([lat, lon], Math.max(pickMap.getZoom(), PIN_ZOOM));
+    setPin(lat, lon);
+  });
+  $("btn-location").addEventListener("click", openPicker);
+  $("pick-cancel").addEventListener("click", () => { picker.hidden = true; });
+
+  // --- replies and personas ---------------------------------------------------------------
   let polling = false;
   async function poll() {
     if (polling || !state.sid) return;
@@ -132,26 +234,21 @@
       const res = await fetch("/demo/api/messages?" + q.toString());
       if (res.ok) {
         const data = await res.json();
-        if (persona === state.persona) {
-          for (const m of data.messages) { botMessage(m); state.after[persona] = m.id; }
-        }
+        for (const m of data.messages) { botMessage(persona, m); state.after[persona] = m.id; }
       }
     } catch (e) { /* try again on the next tick */ }
     polling = false;
   }
 
   async function switchPersona(p) {
+    const fresh = !threads[p];
     state.persona = p;
     sessionStorage.setItem("demo-persona", p);
-    log.replaceChildren();
-    const old = state.history[p] || [];
-    state.history[p] = [];
-    for (const [who, text, extra] of old) {
-      if (who === "bot") botMessage(Object.assign({ text: text, choices: [], ask_location: false }, extra || {}));
-      else bubble(who, text, extra);
-    }
+    thread(p);
+    for (const [q, th] of Object.entries(threads)) th.hidden = q !== p;
+    scrollToEnd();
     await post("/demo/api/persona", { sid: state.sid, persona: p, lang: CFG.lang });
-    if (!old.length && !state.after[p]) send({ kind: "text", text: "/start" }, null);
+    if (fresh && !state.after[p]) send({ kind: "text", text: "/start" }, null);
     poll();
   }
 
@@ -165,6 +262,7 @@
     const p = sessionStorage.getItem("demo-persona") || "citizen";
     personaSel.value = p;
     personaSel.addEventListener("change", () => switchPersona(personaSel.value));
+    new ResizeObserver(scrollToEnd).observe(log); // the picker opening or growing shrinks the log
     await switchPersona(p);
     setInterval(poll, 700);
     window.laporDemo = state;

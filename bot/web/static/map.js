@@ -1,27 +1,59 @@
-/* The public map: report markers coloured by status, filters, a card per report. */
+/* The public map: report markers coloured by status (clustered), the list of the reports in
+   view beside it, filters (also read from and kept in the URL), a card per report. */
 "use strict";
 (function () {
-  const map = L.map("map", { zoomSnap: 0.5 });
-  map.fitBounds(CFG.bbox);
-  if (CFG.tileUrl) {
-    L.tileLayer(CFG.tileUrl, { attribution: CFG.tileAttribution, maxZoom: 19 }).addTo(map);
-  } else {
-    // No tiles (offline default): the kelurahan names are the landmarks.
-    for (const [name, lat, lon] of CFG.kelurahan) {
-      L.tooltip({ permanent: true, direction: "center", className: "kel-label", interactive: false })
-        .setLatLng([lat, lon]).setContent(name).addTo(map);
-    }
-  }
-  const layer = L.featureGroup().addTo(map);
+  const LIST_MAX = 200;
+  const map = L.map("map", { zoomSnap: 0.5, maxZoom: 19 });
+  const city = L.latLngBounds(CFG.kelurahan.map(k => [k[1], k[2]]));
+  map.fitBounds(city.isValid() ? city.pad(0.1) : CFG.bbox);
+  mapBase(map, false);
+  const clusters = clusterLayer(map, (p, latlng) => {
+    const [code, , , status, category] = p;
+    return L.circleMarker(latlng, {
+      radius: 7, color: "#fff", weight: 1.5, fillColor: STATUS_COLORS[status] || "#333", fillOpacity: 0.9,
+      className: "report-marker status-" + status,
+    }).bindTooltip(code + " · " + (CFG.categories[category] || category))
+      .on("click", () => openCard(code));
+  });
   const form = document.getElementById("filters");
   const count = document.getElementById("count");
   const card = document.getElementById("card");
+  const list = document.getElementById("list");
+  const listCount = document.getElementById("list-count");
   let seq = 0;
+
+  const query = new URLSearchParams(location.search);
+  for (const s of form.querySelectorAll("select")) {
+    const v = query.get(s.name);
+    if (v && [...s.options].some(o => o.value === v)) s.value = v;
+  }
+
+  function renderList() {
+    const shown = clusters.inView().sort((a, b) => (a[7] < b[7] ? 1 : a[7] > b[7] ? -1 : 0));
+    listCount.textContent = t("{n} reports in view", { n: shown.length });
+    listCount.dataset.count = String(shown.length);
+    list.replaceChildren();
+    for (const [code, , , status, category, , kec, created] of shown.slice(0, LIST_MAX)) {
+      const b = el("button", { type: "button", "data-code": code },
+        el("span", { class: "badge", style: "background:" + (STATUS_COLORS[status] || "#333") }, statusLabel(status)),
+        " ", el("strong", {}, code), el("br"),
+        (CFG.categories[category] || category) + " · " + (CFG.kecamatan[kec] || kec || "–") + " · " + fmtTime(created));
+      b.addEventListener("click", () => openCard(code));
+      list.append(el("li", {}, b));
+    }
+    if (shown.length > LIST_MAX) {
+      list.append(el("li", { class: "more" }, t("… and {n} more: zoom in to see them.", { n: shown.length - LIST_MAX })));
+    }
+  }
+  map.on("moveend", renderList);
 
   async function load() {
     const my = ++seq;
     const params = new URLSearchParams();
     for (const s of form.querySelectorAll("select")) if (s.value) params.set(s.name, s.value);
+    const shared = new URLSearchParams(params);
+    shared.set("lang", CFG.lang);
+    history.replaceState(null, "", "?" + shared.toString());
     count.textContent = t("Loading…");
     count.dataset.state = "loading";
     let data;
@@ -35,19 +67,12 @@
       return;
     }
     if (my !== seq) return; // a newer filter change won
-    layer.clearLayers();
-    for (const [code, lat, lon, status, category] of data.points) {
-      const color = STATUS_COLORS[status] || "#333";
-      L.circleMarker([lat, lon], {
-        radius: 7, color: "#fff", weight: 1.5, fillColor: color, fillOpacity: 0.9,
-        className: "report-marker status-" + status,
-      }).bindTooltip(code + " · " + (CFG.categories[category] || category))
-        .on("click", () => openCard(code)).addTo(layer);
-    }
+    clusters.setPoints(data.points);
+    renderList();
     count.textContent = t("{n} reports on the map", { n: data.points.length });
     count.dataset.count = String(data.points.length);
     count.dataset.state = "ready";
-    window.laporMap = { count: data.points.length, map: map, layer: layer };
+    window.laporMap = { count: data.points.length, map: map, points: data.points, clusters: clusters };
   }
 
   async function openCard(code) {
