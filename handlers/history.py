@@ -15,7 +15,7 @@ from handlers.events import Choice
 from handlers.labels import format_when, status_label
 from handlers.text import N_, Gettext
 
-View = Literal["citizen", "officer"]
+View = Literal["citizen", "officer", "public"]  # public: Open311 notes, the map's card
 
 EVENT_LABELS = {
     "created": N_("report received"),
@@ -28,7 +28,11 @@ EVENT_LABELS = {
     "rating": N_("rating"),
     "closed": N_("closed"),
 }
-COMMENT_LABELS = {"citizen": N_("your comment"), "officer": N_("citizen's comment")}
+COMMENT_LABELS = {
+    "citizen": N_("your comment"),
+    "officer": N_("citizen's comment"),
+    "public": N_("citizen's comment"),
+}
 ROLE_LABELS = {
     "citizen": N_("citizen"),
     "officer": N_("officer"),

@@ -182,3 +182,20 @@ def test_citizen_status_shows_what_and_where(sqlite_url: str) -> None:
     assert "Tempat: Kel. Besusu Barat, Kec. Palu Timur" in status
     assert "Sampah menumpuk di pinggir jalan sudah tiga hari, bau sekali" in status
     assert re.search(r"• \d{1,2} Nov 2026 \d\d:\d\d WITA – laporan diterima", status)
+
+
+def test_every_event_kind_has_a_label_from_the_catalogs_in_every_view() -> None:
+    """Including Open311's public notes (the map's card): never a stored key like "proof"."""
+    from bot.i18n import I18n
+    from handlers.history import event_label
+
+    i18n = I18n("id")
+    kinds = ["created", "assigned", "note", "handover", "reopened", "proof", "comment"]
+    kinds += ["confirmed", "rating", "closed", "status", "a_kind_added_later"]
+    for view in ("citizen", "officer", "public"):
+        for kind in kinds:
+            status = "diproses" if kind == "status" else None
+            en = event_label(lambda m: i18n.gettext("en", m), kind, status, view)
+            ind = event_label(lambda m: i18n.gettext("id", m), kind, status, view)
+            assert en and ind != kind, (view, kind)  # (English "reopened" is its own key)
+            assert ind != en, (view, kind, "not translated")
