@@ -50,7 +50,7 @@ from bot.i18n import I18n
 from bot.media import MediaStore
 from bot.runtime import tune_process
 from bot.sender import Sender
-from storage.alert_models import SensorStateRow, Subscription
+from storage.alert_models import SensorStateRow, Subscriber, Subscription
 from storage.alert_repo import AlertRepo
 from storage.db import Database, upgrade, utcnow
 from storage.models import ChannelIdentity, Person
@@ -117,11 +117,15 @@ def seed(db: Database, n: int, first_chat: int = FIRST_CHAT) -> list[int]:
             insert(Subscription),
             [{"person_id": p, "kode_kel": KEL, "source": "pick", "created_at": now} for p in ids],
         )
+        s.execute(  # each of them also said yes to the city's announcements
+            insert(Subscriber),
+            [{"person_id": p, "announcements_at": now, "updated_at": now} for p in ids],
+        )
     return chats
 
 
 def report(name: str, api: FakeProc, chats: list[int], limit: float) -> dict[str, Any]:
-    sent = [m for m in api.all_sent() if (m.get("text") or "") == TEXT]
+    sent = [m for m in api.all_sent() if (m.get("text") or "").endswith(TEXT)]  # after a header
     counts = Counter(int(m["chat"]["id"]) for m in sent)
     stats = api.stats()
     times = sorted(t for ts in stats["send_times"].values() for t in ts)

@@ -31,6 +31,7 @@ from handlers.services import Services, WorkConfig
 from handlers.workdays import WorkCalendar
 from storage.db import Clock, Database, upgrade, utcnow
 from storage.repo import Repo
+from storage.work_repo import WorkRepo
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class App:
                 self.i18n,
                 self.registry.known_commands(),
                 on_chat_moved=self.delivery.chat_moved,
+                card_lookup=self.card_message_id,
             )
         if settings.whatsapp_enabled:
             from bot.channels.whatsapp import WhatsAppChannel
@@ -172,6 +174,15 @@ class App:
             with self.db.session() as s:
                 ident = Repo(s).identity_by_id(identity_id)
                 return ident.last_inbound_at if ident else None
+
+        return await asyncio.to_thread(read)
+
+    async def card_message_id(self, channel: str, address: str, report_id: int) -> str | None:
+        """Where a report's queue card is in a chat (its platform message id): for edits."""
+
+        def read() -> str | None:
+            with self.db.session() as s:
+                return WorkRepo(Repo(s)).card_message_id(channel, address, report_id)
 
         return await asyncio.to_thread(read)
 

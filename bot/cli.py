@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -282,7 +283,18 @@ def admin_add(
             person_id = person_id or person.id
         assert person_id is not None
         repo.set_staff(person_id, ROLE_ADMIN, None)
+        _send_menu(repo, settings, person_id)
     typer.echo(f"person {person_id} is now an admin")
+
+
+def _send_menu(repo: Any, settings: Settings, person_id: int) -> None:
+    """The person's Telegram command menu for their role now (through the outbox; the
+    running bot sends it)."""
+    from bot.i18n import I18n
+    from handlers.help import menu_messages
+
+    repo.uow.send(menu_messages(repo, I18n(settings.default_locale), person_id))
+    repo.uow.flush()
 
 
 # --- officers ------------------------------------------------------------------------------------
@@ -377,6 +389,7 @@ def officer_remove(
             fail(f"person {pid} is an admin, not an officer")
             return
         repo.remove_staff(pid)
+        _send_menu(repo, settings, pid)  # back to the citizens' menu
     typer.echo(f"person {pid} is no longer {staff.role} of {staff.opd}")
 
 

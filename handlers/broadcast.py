@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from handlers.core import Ctx, Registry
 from handlers.events import Choice, MediaRef
+from handlers.labels import local_time
 from handlers.services import Alerts
 from handlers.text import Gettext
 from storage.alert_models import BC_DONE, BC_SCHEDULED
@@ -26,6 +27,7 @@ from storage.models import ROLE_ADMIN
 
 MIN_TEXT = 5
 MAX_TEXT = 3500
+MAX_CAPTION = 900  # a photo caption holds 1024 characters, with the header ("📣 …") above
 MAX_RADIUS_KM = 50.0
 MIN_LEAD = timedelta(minutes=1)
 
@@ -87,7 +89,11 @@ def step_broadcast(ctx: Ctx) -> None:
 
 def _audience_buttons(_: Gettext) -> tuple[Choice, ...]:
     return (
-        Choice("bc:all", _("👥 All subscribers")),
+        Choice(
+            "bc:all",
+            _("👥 Everyone who wants them"),
+            _("Everyone who agreed to receive the city's announcements"),
+        ),
         Choice("bc:kec", _("🏙️ Kecamatan")),
         Choice("bc:kel", _("🏘️ Kelurahan")),
         Choice("bc:circle", _("📍 Around a point")),
@@ -118,8 +124,8 @@ def _step_text(ctx: Ctx, data: dict[str, Any]) -> None:
             _("Please write the announcement text (at least {n} characters).").format(n=MIN_TEXT)
         )
         return
-    if len(text) > MAX_TEXT or (data.get("photo") and len(text) > 1000):
-        limit = 1000 if data.get("photo") else MAX_TEXT
+    if len(text) > MAX_TEXT or (data.get("photo") and len(text) > MAX_CAPTION):
+        limit = MAX_CAPTION if data.get("photo") else MAX_TEXT
         ctx.reply(_("The text is too long. Please keep it under {n} characters.").format(n=limit))
         return
     data["text"] = text
@@ -301,7 +307,7 @@ def _step_confirm(ctx: Ctx, data: dict[str, Any]) -> None:
         ctx.set_state("bc.when", data)
         ctx.reply(
             _("When? Type the date and time ({tz}), for example {example}.").format(
-                tz=_tz_label(ctx), example="2026-12-01 07:00"
+                tz=_tz_label(ctx), example=example_time(ctx)
             )
         )
     elif choice == "bc:cancel":
@@ -321,6 +327,12 @@ def _step_confirm(ctx: Ctx, data: dict[str, Any]) -> None:
 def _tz_label(ctx: Ctx) -> str:
     now = ctx.svc.clock().astimezone(ZoneInfo(ctx.svc.city.city.timezone))
     return now.tzname() or ctx.svc.city.city.timezone
+
+
+def example_time(ctx: Ctx) -> str:
+    """Tomorrow 07:00 local time, as it is typed ("2026-12-03 07:00")."""
+    local = ctx.svc.clock().astimezone(ZoneInfo(ctx.svc.city.city.timezone))
+    return f"{local.date() + timedelta(days=1):%Y-%m-%d} 07:00"
 
 
 def parse_when(text: str, now: datetime, tz: ZoneInfo) -> datetime | None:
@@ -349,7 +361,7 @@ def _step_when(ctx: Ctx, data: dict[str, Any]) -> None:
     if when is None or when < now + MIN_LEAD:
         ctx.reply(
             _("Please type a time at least one minute from now, for example {example}.").format(
-                example="2026-12-01 07:00"
+                example=example_time(ctx)
             )
         )
         return
@@ -358,7 +370,7 @@ def _step_when(ctx: Ctx, data: dict[str, Any]) -> None:
     ctx.reply(
         _(
             "🕒 Announcement #{id} is scheduled for {time}. Cancel it with /siaran_batal {id}."
-        ).format(id=bid, time=when.astimezone(tz).strftime("%d-%m-%Y %H:%M ") + (_tz_label(ctx)))
+        ).format(id=bid, time=local_time(ctx, when, ctx.lang))
     )
 
 
@@ -392,8 +404,7 @@ def cmd_status(ctx: Ctx) -> None:
             rate=f"{rate:.1f}",
         )
         if bc.state == BC_SCHEDULED and bc.scheduled_at is not None:
-            tz = ZoneInfo(ctx.svc.city.city.timezone)
-            line += " · " + bc.scheduled_at.astimezone(tz).strftime("%d-%m %H:%M")
+            line += " · " + local_time(ctx, bc.scheduled_at, ctx.lang)
         lines.append(line)
     ctx.reply("\n".join(lines))
 

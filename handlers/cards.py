@@ -6,12 +6,14 @@ Pure rendering: the caller passes what was read from the database and a translat
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from handlers.events import Choice, MediaRef, Reply
 from handlers.labels import category_label, local_time, opd_label, status_label
+from handlers.style import contact_links
 from handlers.text import Gettext
 from storage.models import (
     OPEN_STATUSES,
@@ -73,14 +75,31 @@ def place_line(_: Gettext, svc: Any, report: Report) -> str:
     return _("Place: {place}").format(place=place)
 
 
-def reporter_line(_: Gettext, report: Report, reporter: Person | PersonView | None) -> str:
+def contact_parts(person: Person | PersonView, identities: Sequence[Any]) -> list[str]:
+    """What a person shares when they agree to: their name, their chats (Telegram handle and
+    a link to the chat, the WhatsApp number) and their phone if they gave it."""
+    parts = [person.display_name] if person.display_name else []
+    for ident in identities:
+        parts += contact_links(ident.channel, ident.external_id, ident.username)
+    phone = (person.phone or "").strip()
+    digits = phone.lstrip("+")
+    if phone and not any(p.endswith(f"/{digits}") for p in parts):
+        parts.append(f"☎️ {phone}")
+    return list(dict.fromkeys(parts))
+
+
+def reporter_line(
+    _: Gettext,
+    report: Report,
+    reporter: Person | PersonView | None,
+    contacts: Sequence[str] = (),
+) -> str:
     """Name and contact only with the reporter's consent; never for an anonymous report."""
     if report.anonymous:
         return _("Reporter: anonymous")
     if reporter is None or not reporter.share_contact:
         return _("Reporter: contact not shared")
-    parts = [p for p in (reporter.display_name, reporter.phone) if p]
-    return _("Reporter: {who}").format(who=", ".join(parts) or "-")
+    return _("Reporter: {who}").format(who=" · ".join(contacts) or "-")
 
 
 @dataclass
@@ -90,10 +109,22 @@ class CardInput:
     reporter: Person | PersonView | None
     photo: Photo | None = None
     assignee: Person | None = None
-    notes: list[str] = field(default_factory=list)  # recent history lines, already rendered
+    notes: list[str] = field(default_factory=list)  # e.g. the last change, already rendered
+    contacts: list[str] = field(default_factory=list)  # the reporter's, with consent only
 
 
-def card_text(_: Gettext, lang: str, svc: Any, c: CardInput, header: str, now: datetime) -> str:
+def card_text(
+    _: Gettext,
+    lang: str,
+    svc: Any,
+    c: CardInput,
+    header: str,
+    now: datetime,
+    *,
+    rest: str | None = None,
+) -> str:
+    """The card (≤ MAX_CARD_TEXT: a photo caption or a WhatsApp button message). A description
+    that does not fit ends in "…" and says where the rest is (`rest`, default: /lihat)."""
     r = c.report
     lines = [
         header,
@@ -105,7 +136,7 @@ def card_text(_: Gettext, lang: str, svc: Any, c: CardInput, header: str, now: d
     lines.append(_("Status: {status}").format(status=status_label(_, r.status)))
     lines.append(_("Handled by: {opd}").format(opd=opd_label(svc.city, r.opd)))
     if c.assignee is not None:
-        lines.append(_("Assigned to: {name}").format(name=c.assignee.display_name or "-"))
+        lines.append(_("Officer: {name}").format(name=c.assignee.display_name or "-"))
     if c.track is not None and r.status in OPEN_STATUSES:
         if r.first_response_at is None:
             due = _("Response due: {when}").format(
@@ -118,33 +149,53 @@ def card_text(_: Gettext, lang: str, svc: Any, c: CardInput, header: str, now: d
         lines.append(due)
         if overdue_stage(r, c.track, now):
             lines.append(_("⏰ OVERDUE"))
-    lines.append(reporter_line(_, r, c.reporter))
+    lines.append(reporter_line(_, r, c.reporter, c.contacts))
     if r.supporters:
         lines.append(_("Supporters: {n}").format(n=r.supporters))
-    lines.append("")
-    lines.append(r.description[:600])
-    lines.extend(c.notes)
-    text = "\n".join(lines)
-    return text[:MAX_CARD_TEXT]
+    tail = ["", *c.notes] if c.notes else []
+    head = "\n".join([*lines, ""])
+    room = MAX_CARD_TEXT - len(head) - len("\n".join(tail)) - 1
+    description = r.description
+    if len(description) > room:
+        more = "… " + (rest or _("(shortened; the whole text: /lihat {code})").format(code=r.code))
+        description = description[: max(0, room - len(more))].rstrip() + more
+    return "\n".join([head, description, *tail])[:MAX_CARD_TEXT]
 
 
-def card_buttons(_: Gettext, report: Report) -> tuple[Choice, ...]:
+def card_buttons(
+    _: Gettext, report: Report, track: ReportTrack | None = None, *, open_card: bool = True
+) -> tuple[Choice, ...]:
+    """What may still be done: no "Take" once someone has it, no "In progress" while it is."""
     rid = report.id
-    if report.status not in OPEN_STATUSES:
+    if report.status not in OPEN_STATUSES or not open_card:
         return ()
-    return (
-        Choice(f"op:ambil:{rid}", _("🙋 Take")),
-        Choice(f"op:proses:{rid}", _("🔧 In progress")),
+    out = []
+    if track is None or track.assigned_person_id is None:
+        out.append(Choice(f"op:ambil:{rid}", _("🙋 Take")))
+    if report.status != STATUS_IN_PROGRESS:
+        out.append(Choice(f"op:proses:{rid}", _("🔧 In progress")))
+    out += [
         Choice(f"op:selesai:{rid}", _("✅ Resolved")),
         Choice(f"op:tolak:{rid}", _("⛔ Reject")),
         Choice(f"op:alihkan:{rid}", _("↪️ Hand over")),
-    )
+    ]
+    return tuple(out)
 
 
-def card_reply(_: Gettext, lang: str, svc: Any, c: CardInput, header: str, now: datetime) -> Reply:
+def card_reply(
+    _: Gettext,
+    lang: str,
+    svc: Any,
+    c: CardInput,
+    header: str,
+    now: datetime,
+    *,
+    rest: str | None = None,
+    buttons: bool = True,
+) -> Reply:
     return Reply(
-        text=card_text(_, lang, svc, c, header, now),
-        choices=card_buttons(_, c.report),
+        text=card_text(_, lang, svc, c, header, now, rest=rest),
+        choices=card_buttons(_, c.report, c.track, open_card=buttons),
         photo=photo_ref(c.photo),
     )
 

@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from handlers.events import MAX_TEXT, PRIORITY_REPLY, Choice, Inbound, Outgoing, Reply
 from handlers.services import Services
+from handlers.style import command_text
 from handlers.text import Gettext
 from storage.alert_repo import AlertRepo
 from storage.repo import Repo
@@ -49,6 +50,9 @@ class Registry:
     # Steps that take a typed place: the geocoder is asked for typed text there, before the
     # transaction (a shared location is always looked up).
     place_steps: set[str] = field(default_factory=set)
+    # Steps a person may answer in a group chat (full step names): a text there that replies
+    # to the bot runs the step when the step's data names that chat (`data["chat"]`).
+    group_steps: set[str] = field(default_factory=set)
 
     def command(self, *names: str, group: bool = False) -> Callable[[Handler], Handler]:
         def deco(fn: Handler) -> Handler:
@@ -121,21 +125,23 @@ class Ctx:
         photo: Any = None,
         remove_keyboard: bool = False,
         page: int = 0,
+        force_reply: bool = False,
     ) -> None:
-        """Answer in the chat the event came from."""
+        """Answer in the chat the event came from (commands named in the channel's style)."""
         self.out.append(
             Outgoing(
                 channel=self.event.channel,
                 address=self.event.chat_id or self.identity.address,
                 identity_id=self.identity.id if self.event.chat_type == "private" else None,
                 reply=Reply(
-                    text=text,
+                    text=command_text(self.event.channel, text),
                     choices=tuple(choices),
                     ask_location=ask_location,
                     location_label=location_label,
                     photo=photo,
                     remove_keyboard=remove_keyboard,
                     page=page,
+                    force_reply=force_reply,
                 ),
                 priority=PRIORITY_REPLY,
                 kind="reply",
@@ -238,8 +244,17 @@ def begin(repo: Repo, svc: Services, events: Sequence[Inbound]) -> None:
                 svc.i18n.default,
                 display_name=ev.display_name,
                 phone=ev.phone,
+                username=ev.username,
             )
     repo.create_newcomers(list(newcomers.values()))
+
+
+def _group_step(ctx: Ctx, registry: Registry) -> None:
+    """An answer in a group to the bot's question there (e.g. the note after ✅ in the queue
+    group): the sender's step runs if it may be answered in a group and names this chat."""
+    step, data = ctx.state()
+    if step in registry.group_steps and data.get("chat") == ctx.event.chat_id:
+        registry.steps[step.split(".", 1)[0]](ctx)
 
 
 def handle(repo: Repo, svc: Services, registry: Registry, ev: Inbound) -> list[Outgoing]:
@@ -253,6 +268,7 @@ def handle(repo: Repo, svc: Services, registry: Registry, ev: Inbound) -> list[O
         language=svc.i18n.default,
         display_name=ev.display_name,
         phone=ev.phone,
+        username=ev.username,
     )
     ctx = Ctx(repo=repo, svc=svc, event=ev, identity=ident, person=person, is_new=is_new)
     if not _valid_event(ev):
@@ -266,6 +282,8 @@ def handle(repo: Repo, svc: Services, registry: Registry, ev: Inbound) -> list[O
             fn = registry.choices.get(ev.choice.split(":", 1)[0])
             if fn is not None:
                 fn(ctx)
+        elif ev.kind == "text" and ev.reply_to_bot:
+            _group_step(ctx, registry)
         return ctx.out
     if ev.kind == "command" and ev.command is not None:
         name = registry.command_aliases.get(ev.command, ev.command)

@@ -54,6 +54,10 @@ class Inbound:
     language_hint: str | None = None  # the platform's language code, if any
     phone: str | None = None  # personal data: only set when the platform gives it
     geo: GeoAnswer | None = None  # the geocoder's answer, looked up before the transaction
+    # the public handle on the channel (Telegram "@…"); "" = the platform says there is none,
+    # None = not known (channels without handles, events made by the bot itself)
+    username: str | None = None
+    reply_to_bot: bool = False  # the message answers one of the bot's own messages
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ class Reply:
     photo: MediaRef | None = None  # send this stored photo with `text` as caption
     remove_keyboard: bool = False
     page: int = 0  # a later page of a long list of choices (adapters that page, e.g. WhatsApp)
+    # ask for an answer in place (Telegram ForceReply: in a group, the answer is a reply to
+    # this message, which the bot receives even with its privacy mode on)
+    force_reply: bool = False
 
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON for the outbox (hand-written: `dataclasses.asdict` is slow here)."""
@@ -87,6 +94,7 @@ class Reply:
             "photo": asdict(self.photo) if self.photo is not None else None,
             "remove_keyboard": self.remove_keyboard,
             "page": self.page,
+            "force_reply": self.force_reply,
         }
 
     @classmethod
@@ -117,3 +125,8 @@ class Outgoing:
 PRIORITY_WARNING = 10
 PRIORITY_REPLY = 50
 PRIORITY_ANNOUNCEMENT = 90
+
+# Outgoing kinds the transports treat specially (the rest are plain messages):
+KIND_CARD = "card"  # a report card in an OPD's queue (meta["card_of"]: the report id)
+KIND_CARD_EDIT = "card_edit"  # that card as it is now: edited in place (Telegram)
+KIND_COMMANDS = "commands"  # a person's command menu (Telegram setMyCommands, meta below)

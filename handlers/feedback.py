@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from handlers import workflow as wf
-from handlers.citizen.flow import submit
+from handlers.citizen.flow import add_photo, ask_next, submit
 from handlers.core import Ctx, Registry
 from handlers.events import Choice
 from handlers.labels import category_label, local_time, main_menu, opd_label, status_label
@@ -23,14 +23,24 @@ from storage.work_repo import WorkRepo
 MAX_COMMENT = 1000
 
 
-# --- duplicate check before sending ---------------------------------------------------------
-def check_duplicate(ctx: Ctx, data: dict[str, Any]) -> bool:
-    """Before submit: an open report of the same category nearby → offer to support it.
+# --- duplicate check: right after the place, and before sending -----------------------------
+SAME_SPOT_M = 10  # closer than this is "the same spot", not "0 m from here"
+
+
+def offer_duplicate_at_place(ctx: Ctx, data: dict[str, Any]) -> bool:
+    """As soon as what and where are known (the hook `after_place`)."""
+    return check_duplicate(ctx, data, at="place")
+
+
+def check_duplicate(ctx: Ctx, data: dict[str, Any], at: str = "submit") -> bool:
+    """An open report of the same category nearby → offer to support it. Looked up once per
+    place (`dup_checked`); `at`: "place" (the report goes on after "no") or "submit".
 
     Returns True when it took over the conversation (the report is not sent yet).
     """
     if data.get("dup_checked") or data.get("lat") is None or data.get("lon") is None:
         return False
+    data["dup_checked"] = True
     cfg = wf.config(ctx.svc)
     since = ctx.svc.clock() - timedelta(days=cfg.duplicate_days)
     found = WorkRepo(ctx.repo).nearby_open(
@@ -46,30 +56,41 @@ def check_duplicate(ctx: Ctx, data: dict[str, Any]) -> bool:
     assert report.id is not None
     _ = ctx.gettext
     data["dup_of"] = report.id
+    data["dup_at"] = at
     ctx.set_state("dup.choose", data)
+    where = (
+        _("at the same spot")
+        if dist < SAME_SPOT_M
+        else _("{distance} m from here").format(distance=round(dist))
+    )
     ctx.reply(
         _(
-            "A similar report was already made {distance} m from here:\n\n"
+            "A similar report was already made {where}:\n\n"
             "{code} · {category} · {status} · {date}\n{description}\n\n"
             "You can support it: you will get its updates and it gains weight. "
-            "Or send yours as a new report."
+            "Or go on with your own report."
         ).format(
-            distance=round(dist),
+            where=where,
             code=report.code,
             category=category_label(ctx.svc.city, report.category, ctx.lang),
             status=status_label(_, report.status),
             date=local_time(ctx, report.created_at, ctx.lang),
-            description=report.description[:200],
+            description=_short(report.description, 200),
         ),
-        duplicate_choices(_, report.id),
+        duplicate_choices(_, report.id, at),
     )
     return True
 
 
-def duplicate_choices(_: Any, report_id: int) -> tuple[Choice, ...]:
+def _short(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: size - 1].rstrip() + "…"
+
+
+def duplicate_choices(_: Any, report_id: int, at: str = "submit") -> tuple[Choice, ...]:
+    go_on = _("📝 Send a new report anyway") if at == "submit" else _("📝 No, go on with mine")
     return (
         Choice(f"dup:follow:{report_id}", _("👍 Support this report")),
-        Choice("dup:new", _("📝 Send a new report anyway")),
+        Choice("dup:new", go_on),
     )
 
 
@@ -78,10 +99,13 @@ def step_duplicate(ctx: Ctx) -> None:
     _step, data = ctx.state()
     ev = ctx.event
     choice = (ev.choice or "") if ev.kind == "choice" else ""
+    at = str(data.get("dup_at") or "submit")
     if choice == "dup:new" and data.get("category"):
-        data["dup_checked"] = True
         data.pop("dup_of", None)
-        submit(ctx, data)
+        if at == "submit":
+            submit(ctx, data)
+        else:
+            ask_next(ctx, data)
         return
     if choice.startswith("dup:follow:") and data.get("dup_of"):
         report = ctx.repo.report(int(data["dup_of"]))
@@ -91,9 +115,11 @@ def step_duplicate(ctx: Ctx) -> None:
             return
         follow(ctx, report)
         return
+    if ev.kind == "photo" and add_photo(ctx, data):  # kept for the report, if it goes on
+        ctx.set_state("dup.choose", data)
     ctx.reply(
-        _("Please choose: support the existing report, or send a new one."),
-        duplicate_choices(_, int(data.get("dup_of") or 0)),
+        _("Please choose: support the existing report, or go on with yours."),
+        duplicate_choices(_, int(data.get("dup_of") or 0), at),
     )
 
 

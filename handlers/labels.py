@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 
 from handlers.events import Choice
-from handlers.text import N_, Gettext
+from handlers.text import Gettext
 
 
 def status_label(_: Gettext, status: str) -> str:
@@ -33,10 +35,26 @@ def opd_label(svc_city: Any, code: str) -> str:
     return opd.short if opd is not None else code
 
 
+def format_when(dt: datetime, tz: str, lang: str) -> str:
+    """One format for every time a person reads: "2 Des 2026 14:05 WITA" (the zone's own
+    abbreviation: WITA for Palu and Samarinda, WIB for Jakarta)."""
+    zone = ZoneInfo(tz)
+    if dt.tzinfo is None:  # stored times are UTC
+        dt = dt.replace(tzinfo=UTC)
+    local = dt.astimezone(zone)
+    text = format_datetime(local, "d MMM yyyy HH:mm", tzinfo=zone, locale=lang)
+    return f"{text} {local.tzname() or tz}"
+
+
 def local_time(ctx_or_svc: Any, dt: Any, lang: str) -> str:
     svc = getattr(ctx_or_svc, "svc", ctx_or_svc)
-    tz = svc.city.city.timezone
-    return str(format_datetime(dt, "d MMM yyyy HH:mm", tzinfo=tz, locale=lang))
+    return format_when(dt, svc.city.city.timezone, lang)
+
+
+def example_code(svc: Any) -> str:
+    """A report code as this city writes them this month (for hints): "SMD-2612-0042"."""
+    now = svc.clock().astimezone(ZoneInfo(svc.city.city.timezone))
+    return f"{svc.city.city.prefix}-{now:%y%m}-0042"
 
 
 def place_text(_: Gettext, data: dict[str, Any]) -> str:
@@ -53,14 +71,3 @@ def main_menu(_: Gettext) -> tuple[Choice, ...]:
         Choice("menu:laporanku", _("📋 My reports")),
         Choice("menu:bantuan", _("❓ Help")),
     )
-
-
-EVENT_LABELS = {
-    "handover": N_("handed over"),
-    "reopened": N_("reopened"),
-    "proof": N_("proof photo added"),
-    "comment": N_("your comment"),
-    "confirmed": N_("confirmed as solved"),
-    "rating": N_("rating"),
-    "closed": N_("closed"),
-}

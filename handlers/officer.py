@@ -12,9 +12,13 @@
     /catatan KODE teks        internal note (never shown to the citizen)
     /statistik                admins: every OPD; heads: their OPD
 
-Buttons (``op:<action>:<report id>``) do the same.  Only officers of the owning OPD and admins
-may act; anyone else is refused and nothing changes.  Steps: ``officer.note`` (the note for a
-button, private chat) and ``officer.proof`` (the photo after /selesai).
+Buttons (``op:<action>:<report id>``) do the same, in a private chat or on the card in the
+queue group; ``op:riwayat:<id>:<page>`` pages a report's history.  Only officers of the owning
+OPD and admins may act; anyone else is refused and nothing changes.  Steps: ``officer.note``
+(the note or reason after ✅ / ⛔ / ↪️, asked where the button was pressed: in a group as a
+question to reply to, answered only there) and ``officer.proof`` (the photo after /selesai,
+in the private chat).  Every change edits the report's cards in the queue
+(`workflow.refresh_cards`).
 """
 
 from __future__ import annotations
@@ -25,21 +29,24 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from handlers import cards
+from handlers import cards, history
 from handlers import feedback as fb
+from handlers import help as helptext
 from handlers import workflow as wf
 from handlers.citizen import on_idle
 from handlers.core import Ctx, Registry
 from handlers.events import Choice, Reply
-from handlers.labels import opd_label, status_label
+from handlers.labels import example_code, opd_label, status_label
 from handlers.notify import Notifier
 from handlers.services import Services
+from handlers.style import style
 from handlers.text import N_, Gettext
 from storage.models import ROLE_ADMIN, ROLE_HEAD, ROLE_OFFICER, Report, Staff
 from storage.repo import Repo
 from storage.work_repo import WorkRepo
 
 MAX_NOTE = 1000
+NOTE_STEP = "officer.note"  # the note or reason after a button (in the chat it was pressed)
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 INVITE_DAYS = 7
 
@@ -78,7 +85,7 @@ def cmd_join(ctx: Ctx) -> None:
     if current is not None and current.role == ROLE_ADMIN:
         ctx.reply(_("You are already an admin; an invite code is not needed."))
         return
-    ctx.repo.set_staff(ctx.person.id, invite.role, invite.opd)
+    staff = ctx.repo.set_staff(ctx.person.id, invite.role, invite.opd)
     work.use_invite(invite, ctx.person.id, now)
     role = _("OPD head") if invite.role == ROLE_HEAD else _("officer")
     ctx.reply(
@@ -86,23 +93,9 @@ def cmd_join(ctx: Ctx) -> None:
             role=role, opd=opd_label(ctx.svc.city, invite.opd)
         )
         + "\n\n"
-        + officer_help(_)
+        + helptext.help_text(_, helptext.roles_of(staff) - {helptext.CITIZEN}, ctx.event.channel)
     )
-
-
-def officer_help(_: Gettext) -> str:
-    return _(
-        "Officer commands:\n"
-        "/antrian – open reports of your OPD\n"
-        "/lihat CODE – one report\n"
-        "/ambil CODE – take it\n"
-        "/proses CODE [note] – in progress\n"
-        "/selesai CODE note – resolved (then send a photo as proof)\n"
-        "/tolak CODE reason – reject\n"
-        "/alihkan CODE OPD reason – hand over to another OPD\n"
-        "/catatan CODE text – internal note\n"
-        "/statistik – statistics (heads and admins)"
-    )
+    ctx.out += helptext.menu_messages(ctx.repo, ctx.svc.i18n, ctx.person.id)
 
 
 # --- who is asking ----------------------------------------------------------------------------
@@ -151,7 +144,7 @@ def _report_for(ctx: Ctx, staff: Staff, code: str) -> Report | None:
 
 def _actor(ctx: Ctx, staff: Staff) -> wf.Actor:
     assert ctx.person.id is not None
-    return wf.Actor(ctx.person.id, staff.role)
+    return wf.Actor(ctx.person.id, staff.role, ctx.person.display_name)
 
 
 def _split(args: str, n: int) -> list[str]:
@@ -244,19 +237,44 @@ def cmd_queue(ctx: Ctx) -> None:
 
 
 def show_card(ctx: Ctx, report: Report) -> None:
+    """The card with its buttons, the whole description if the card had to shorten it, and
+    the first page of the whole history."""
     _ = ctx.gettext
     track = wf.ensure_track(ctx.repo, ctx.svc, report)
     c = wf.card_input(ctx.repo, report, track)
-    assert report.id is not None
-    for ev in ctx.repo.events(report.id, include_internal=True)[-5:]:
-        what = status_label(_, ev.status_to) if ev.status_to else ev.kind
-        lock = "🔒 " if ev.internal else ""
-        c.notes.append(f"• {lock}{what}{': ' + ev.note[:150] if ev.note else ''}")
-    if c.notes:
-        c.notes.insert(0, "")
     header = _("Report {code}").format(code=report.code)
-    reply = cards.card_reply(_, ctx.lang, ctx.svc, c, header, ctx.svc.clock())
+    rest = _("(shortened; the whole text follows)")
+    reply = cards.card_reply(_, ctx.lang, ctx.svc, c, header, ctx.svc.clock(), rest=rest)
     ctx.reply(reply.text, reply.choices, photo=reply.photo)
+    if report.description not in reply.text:
+        ctx.reply(
+            _("Description of report {code}:").format(code=report.code) + "\n" + report.description
+        )
+    show_history(ctx, report, 0)
+
+
+def show_history(ctx: Ctx, report: Report, page: int) -> None:
+    _ = ctx.gettext
+    assert report.id is not None
+    events = ctx.repo.events(report.id, include_internal=True)
+    people = {
+        pid: p
+        for pid in {e.actor_person_id for e in events if e.actor_person_id is not None}
+        if (p := ctx.repo.person(pid)) is not None
+    }
+    lines = history.history_lines(
+        _,
+        events,
+        tz=ctx.svc.city.city.timezone,
+        lang=ctx.lang,
+        view="officer",
+        who=lambda ev: history.actor_label(_, ev, report, people),
+    )
+    budget = style(ctx.event.channel).page_chars - 120
+    text, choices = history.history_page(
+        _, report.code, lines, page, budget, f"op:riwayat:{report.id}"
+    )
+    ctx.reply(text, choices)
 
 
 def cmd_view(ctx: Ctx) -> None:
@@ -266,7 +284,11 @@ def cmd_view(ctx: Ctx) -> None:
         return
     code = _split(ctx.event.args, 1)[0]
     if not code:
-        ctx.reply(_("Please write the report code, for example: /lihat PLU-2611-0042"))
+        ctx.reply(
+            _("Please write the report code, for example: /lihat {code}").format(
+                code=example_code(ctx.svc)
+            )
+        )
         return
     report = _report_for(ctx, staff, code)
     if report is not None:
@@ -305,8 +327,11 @@ def do_take(ctx: Ctx, staff: Staff, report: Report) -> None:
     if not _open_or_refuse(ctx, report):
         return
     wf.take(Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff))
-    ctx.reply(_("Report {code} is now assigned to you.").format(code=report.code))
     who = _who(ctx)
+    if ctx.event.chat_type == "group":  # everyone there must see who took it
+        ctx.reply(_("Report {code} was taken by {name}.").format(code=report.code, name=who))
+    else:
+        ctx.reply(_("Report {code} is now assigned to you.").format(code=report.code))
     _tell_queue(
         ctx,
         report,
@@ -314,16 +339,22 @@ def do_take(ctx: Ctx, staff: Staff, report: Report) -> None:
     )
 
 
+def _told(_: Gettext, messages: int) -> str:
+    """What the officer hears about the citizen: told only if a message was queued to them
+    (someone who reported through another city's app may have no chat with us)."""
+    if messages:
+        return _("The citizen has been told.")
+    return _("The citizen has no chat with us and could not be told.")
+
+
 def do_progress(ctx: Ctx, staff: Staff, report: Report, note: str) -> None:
     _ = ctx.gettext
     if not _open_or_refuse(ctx, report):
         return
-    wf.set_in_progress(
+    told = wf.set_in_progress(
         Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff), note or None
     )
-    ctx.reply(
-        _("Report {code} is in progress. The citizen has been told.").format(code=report.code)
-    )
+    ctx.reply(_("Report {code} is in progress.").format(code=report.code) + " " + _told(_, told))
     _tell_queue(ctx, report, lambda _: _("Report {code} is in progress.").format(code=report.code))
 
 
@@ -331,7 +362,7 @@ def do_resolve(ctx: Ctx, staff: Staff, report: Report, note: str) -> None:
     _ = ctx.gettext
     if not _open_or_refuse(ctx, report):
         return
-    wf.resolve(Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff), note)
+    told = wf.resolve(Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff), note)
     until = ctx.svc.clock() + timedelta(minutes=wf.config(ctx.svc).proof_minutes)
     ctx.set_state("officer.proof", {"report_id": report.id, "until": until.isoformat()})
     hint = (
@@ -340,7 +371,9 @@ def do_resolve(ctx: Ctx, staff: Staff, report: Report, note: str) -> None:
         else _("Send a photo as proof now (optional).")
     )
     ctx.reply(
-        _("Report {code} is resolved. The citizen has been told.").format(code=report.code)
+        _("Report {code} is resolved.").format(code=report.code)
+        + " "
+        + _told(_, told)
         + "\n"
         + hint
     )
@@ -351,8 +384,8 @@ def do_reject(ctx: Ctx, staff: Staff, report: Report, reason: str) -> None:
     _ = ctx.gettext
     if not _open_or_refuse(ctx, report):
         return
-    wf.reject(Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff), reason)
-    ctx.reply(_("Report {code} is rejected. The citizen has been told.").format(code=report.code))
+    told = wf.reject(Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff), reason)
+    ctx.reply(_("Report {code} is rejected.").format(code=report.code) + " " + _told(_, told))
     _tell_queue(ctx, report, lambda _: _("Report {code} was rejected.").format(code=report.code))
 
 
@@ -373,12 +406,13 @@ def do_hand_over(ctx: Ctx, staff: Staff, report: Report, to_opd: str, reason: st
         )
         return
     from_opd = report.opd
-    wf.hand_over(Notifier(ctx.repo, ctx.svc, ctx.out), report, _actor(ctx, staff), to_opd, reason)
+    notifier = Notifier(ctx.repo, ctx.svc, ctx.out)
+    told = wf.hand_over(notifier, report, _actor(ctx, staff), to_opd, reason)
     label = opd_label(ctx.svc.city, to_opd)
     ctx.reply(
-        _("Report {code} was handed over to {opd}. The citizen has been told.").format(
-            code=report.code, opd=label
-        )
+        _("Report {code} was handed over to {opd}.").format(code=report.code, opd=label)
+        + " "
+        + _told(_, told)
     )
     group = WorkRepo(ctx.repo).queue_group(from_opd)
     if group is not None and group.chat_id != ctx.event.chat_id:
@@ -446,46 +480,52 @@ def on_button(ctx: Ctx) -> None:
     report = _report_for(ctx, staff, found.code)
     if report is None:
         return
-    private = ctx.event.chat_type == "private"
     if action == "lihat":
         show_card(ctx, report)
+    elif action == "riwayat":
+        page = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else 0
+        show_history(ctx, report, page)
     elif action == "ambil":
         do_take(ctx, staff, report)
     elif action == "proses":
         do_progress(ctx, staff, report, "")
-    elif action in ("selesai", "tolak") and not private:
-        usage = "/selesai {code} …" if action == "selesai" else "/tolak {code} …"
-        ctx.reply(_("Type: {command}").format(command=usage.format(code=report.code)))
     elif action in ("selesai", "tolak"):
         if _open_or_refuse(ctx, report):
-            ctx.set_state("officer.note", {"action": action, "report_id": report.id})
             ask = (
                 _("Write the closing note for report {code}:")
                 if action == "selesai"
                 else _("Write the reason for rejecting report {code}:")
             )
-            ctx.reply(ask.format(code=report.code))
+            _ask_note(ctx, {"action": action, "report_id": report.id}, ask.format(code=report.code))
     elif action == "alihkan":
         if not _open_or_refuse(ctx, report):
-            return
-        if not private:
-            ctx.reply(_("Type: {command}").format(command=f"/alihkan {report.code} OPD …"))
             return
         others = [o for o in ctx.svc.city.opds if o.code != report.opd]
         ctx.reply(
             _("Hand report {code} over to which OPD?").format(code=report.code),
             tuple(Choice(f"op:ke:{report.id}:{o.code}", o.short) for o in others),
         )
-    elif action == "ke" and private and len(parts) > 3:
+    elif action == "ke" and len(parts) > 3 and ctx.svc.city.opd(parts[3]) is not None:
         if _open_or_refuse(ctx, report):
-            ctx.set_state(
-                "officer.note", {"action": "alihkan", "report_id": report.id, "opd": parts[3]}
-            )
-            ctx.reply(
-                _("Write the reason for the hand-over of report {code}:").format(code=report.code)
+            _ask_note(
+                ctx,
+                {"action": "alihkan", "report_id": report.id, "opd": parts[3]},
+                _("Write the reason for the hand-over of report {code}:").format(code=report.code),
             )
     else:
         ctx.reply(_("That button is no longer active."))
+
+
+def _ask_note(ctx: Ctx, data: dict[str, Any], question: str) -> None:
+    """Ask for the note of a button where it was pressed. In a group the question names the
+    officer and asks for an answer in place (a reply to it, which only they can give: the
+    step is theirs and names this group)."""
+    _ = ctx.gettext
+    if ctx.event.chat_type == "group":
+        data["chat"] = ctx.event.chat_id
+        question = _("{name}, reply to this message.").format(name=_who(ctx)) + "\n" + question
+    ctx.set_state(NOTE_STEP, data)
+    ctx.reply(question, force_reply=ctx.event.chat_type == "group")
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -527,6 +567,11 @@ def _step_proof(ctx: Ctx, data: dict[str, Any]) -> None:
 def _step_note(ctx: Ctx, data: dict[str, Any]) -> None:
     _ = ctx.gettext
     ev = ctx.event
+    here = ev.chat_id if ev.chat_type == "group" else None
+    if data.get("chat") != here:  # asked in a group, but this came elsewhere: not the note
+        ctx.clear_state()
+        on_idle(ctx)
+        return
     report = ctx.repo.report(int(data.get("report_id") or 0))
     staff = wf.staff_of(ctx.repo, ctx.person)
     if report is None or staff is None or not wf.can_act(staff, report):
@@ -595,6 +640,7 @@ def install(svc: Services) -> None:
     hooks = svc.hooks
     hooks.on_report_created.append(_created_hook)
     hooks.can_see_report += [fb.can_follower_see, _staff_can_see]
+    hooks.after_place.append(fb.offer_duplicate_at_place)
     hooks.before_submit.append(fb.check_duplicate)
 
 
@@ -614,3 +660,4 @@ def register(reg: Registry) -> None:
     reg.command("statistik", "stats", group=True)(cmd_stats)
     reg.choices["op"] = on_button
     reg.steps["officer"] = step_officer
+    reg.group_steps.add(NOTE_STEP)

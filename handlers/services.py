@@ -144,6 +144,9 @@ class Hooks:
 
     # after a citizen's report is made (queue card, SLA track, warnings offer)
     on_report_created: list[ReportHook] = field(default_factory=list)
+    # once a draft's category and place are known; True = the hook took over the
+    # conversation (the duplicate offer, right after the place)
+    after_place: list[SubmitCheck] = field(default_factory=list)
     # before a report is made; True = the hook took over the conversation (duplicate offer)
     before_submit: list[SubmitCheck] = field(default_factory=list)
     # may this person see a report that is not theirs (followers, staff)?

@@ -3,7 +3,11 @@
     /langganan ─► what you have + kecamatan buttons ─► kelurahan buttons ─► saved (pick more)
                   │ or type a kelurahan name (fuzzy)                         └─ ✅ Done
                   └ or share a home location (→ its kelurahan, and the point for radius alerts)
-    /berhenti  ─► every subscription and the home point are forgotten
+                  └ and, apart from the warnings, a yes to the city's announcements (📣)
+    /berhenti  ─► every subscription, the home point and the yes to announcements are forgotten
+
+Warnings and announcements are two consents: warnings go to who chose an area for them,
+announcements only to who said yes to them (bot/alerts/broadcasts.py `consented`).
 
 After a citizen's first report they are asked once whether they want warnings for the
 report's kelurahan (`offer_after_report`, hooked into the report flow by the composition root).
@@ -48,12 +52,25 @@ def summary(ctx: Ctx) -> str:
     if sub is not None and sub.home_lat is not None:
         lines.append(_("📍 Home location saved (for warnings around it)."))
     if not lines:
-        return _("You do not receive warnings yet.")
+        lines.append(_("You do not receive warnings yet."))
+    if wants_announcements(ctx):
+        lines.append(_("📣 You also receive the city's announcements."))
+    else:
+        lines.append(_("📣 You do not receive the city's announcements."))
     return "\n".join(lines)
+
+
+def wants_announcements(ctx: Ctx) -> bool:
+    sub = _arepo(ctx).subscriber(_pid(ctx))
+    return sub is not None and sub.announcements_at is not None
 
 
 def kecamatan_choices(ctx: Ctx, _: Gettext) -> list[Choice]:
     out = [Choice(f"sub:kec:{k.code}", k.name) for k in ctx.svc.city.kecamatan]
+    if wants_announcements(ctx):
+        out.append(Choice("sub:ann:off", _("🔕 No announcements")))
+    else:
+        out.append(Choice("sub:ann:on", _("📣 Announcements too")))
     out.append(Choice("sub:done", _("✅ Done")))
     return out
 
@@ -65,8 +82,10 @@ def cmd_subscribe(ctx: Ctx) -> None:
         summary(ctx)
         + "\n\n"
         + _(
-            "Choose your kecamatan below, or type the name of your kelurahan. "
-            "You can choose several."
+            "Early warnings (floods, earthquakes): choose your kecamatan below, or type the "
+            "name of your kelurahan. You can choose several.\n"
+            "Announcements of the city government are separate: press “📣 Announcements too” "
+            "to get them as well."
         ),
         kecamatan_choices(ctx, _),
     )
@@ -85,7 +104,10 @@ def cmd_stop(ctx: Ctx) -> None:
         ctx.clear_state()
     if n:
         ctx.reply(
-            _("Done: you will no longer receive warnings. Type /langganan to subscribe again."),
+            _(
+                "Done: you will no longer receive warnings or announcements. "
+                "Type /langganan to subscribe again."
+            ),
             remove_keyboard=True,
         )
     else:
@@ -129,6 +151,15 @@ def on_choice(ctx: Ctx) -> None:
             )
             return
         _saved(ctx, code, new=new)
+        return
+    if action == "ann" and code in ("on", "off"):
+        _arepo(ctx).set_announcements(_pid(ctx), code == "on")
+        text = (
+            _("✅ You will receive the city's announcements. Early warnings stay as they are.")
+            if code == "on"
+            else _("Done: no more announcements. Early warnings stay as they are.")
+        )
+        ctx.reply(text, kecamatan_choices(ctx, _))
         return
     if action == "back":
         ctx.reply(_("Choose your kecamatan:"), kecamatan_choices(ctx, _))

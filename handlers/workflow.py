@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from handlers.cards import CardInput, card_reply, photo_ref
-from handlers.events import Choice, MediaRef, Reply
-from handlers.labels import opd_label
+from handlers.cards import CardInput, card_reply, contact_parts, photo_ref
+from handlers.events import KIND_CARD, Choice, MediaRef, Reply
+from handlers.labels import local_time, opd_label
 from handlers.notify import Notifier
 from handlers.services import Services, WorkConfig
 from handlers.text import Gettext
@@ -103,12 +103,17 @@ def card_input(repo: Repo, report: Report, track: ReportTrack | None) -> CardInp
     assignee = None
     if track is not None and track.assigned_person_id is not None:
         assignee = repo.person(track.assigned_person_id)
+    reporter = repo.person_view(report.person_id)
+    contacts = []
+    if reporter is not None and reporter.share_contact and not report.anonymous:
+        contacts = contact_parts(reporter, repo.identities_of(report.person_id))
     return CardInput(
         report=report,
         track=track,
-        reporter=repo.person_view(report.person_id),
+        reporter=reporter,
         photo=photos[0] if photos else None,
         assignee=assignee,
+        contacts=contacts,
     )
 
 
@@ -130,7 +135,47 @@ def post_to_queue(
         lambda _, lang: card_reply(_, lang, n.svc, c, header(_), now),
         report_id=report.id,
         skip_address=skip,
+        kind=KIND_CARD,
     )
+
+
+def refresh_cards(
+    n: Notifier,
+    report: Report,
+    actor: Actor,
+    change: Change,
+    *,
+    opd: str | None = None,
+    open_card: bool = True,
+) -> None:
+    """After a change: the OPD's copies of the card show it (status, officer, the buttons that
+    still apply, and the change itself with its time); where messages cannot be edited, a
+    short line says what changed. `opd`: the queue holding the card (the old one after a
+    hand-over, whose card then has no buttons)."""
+    assert report.id is not None
+    track = ensure_track(n.repo, n.svc, report)
+    now = n.svc.clock()
+    name = actor.name or "-"
+
+    def card(_: Gettext, lang: str) -> Reply:
+        c = card_input(n.repo, report, track)
+        c.notes = [f"{change(_, name)} · {local_time(n.svc, now, lang)}"]
+        header = _("Report {code}").format(code=report.code)
+        return card_reply(_, lang, n.svc, c, header, now, buttons=open_card)
+
+    def line(_: Gettext, lang: str) -> Reply:
+        return Reply(text=f"{_('Report {code}').format(code=report.code)}: {change(_, name)}")
+
+    n.to_opd_cards(opd or report.opd, card, line, report_id=report.id, skip_person=actor.person_id)
+
+
+def change_note(_: Gettext, text: str, note: str | None, code: str) -> str:
+    """A change with its note, cut for the card ("…" and where to read it all)."""
+    if not note:
+        return text
+    if len(note) > CHANGE_NOTE_MAX:
+        note = note[:CHANGE_NOTE_MAX].rstrip() + "… (/lihat " + code + ")"
+    return f"{text}: {note}"
 
 
 def on_report_created(n: Notifier, report: Report) -> None:
@@ -147,6 +192,11 @@ def on_report_created(n: Notifier, report: Report) -> None:
 class Actor:
     person_id: int
     role: str  # officer | head | admin | citizen
+    name: str | None = None  # as the queue reads it ("Diambil oleh Budi")
+
+
+Change = Callable[[Gettext, str], str]  # (gettext, actor's name) → what changed
+CHANGE_NOTE_MAX = 200
 
 
 def _event(
@@ -193,9 +243,10 @@ def take(n: Notifier, report: Report, actor: Actor) -> None:
     track.assigned_person_id = actor.person_id
     n.work.save(track)
     _event(n, report, actor, "assigned", internal=True)
+    refresh_cards(n, report, actor, lambda _, who: _("🙋 Taken by {name}").format(name=who))
 
 
-def set_in_progress(n: Notifier, report: Report, actor: Actor, note: str | None) -> None:
+def set_in_progress(n: Notifier, report: Report, actor: Actor, note: str | None) -> int:
     """baru → diproses (first response), or a progress update while diproses."""
     now = n.svc.clock()
     track = ensure_track(n.repo, n.svc, report)
@@ -207,8 +258,15 @@ def set_in_progress(n: Notifier, report: Report, actor: Actor, note: str | None)
         track.resolution_due_at = config(n.svc).calendar.add_workdays(now, resolution)
     n.work.save(track)
     _event(n, report, actor, "status", status_to=STATUS_IN_PROGRESS, note=note)
+    code = report.code
+    refresh_cards(
+        n,
+        report,
+        actor,
+        lambda _, who: change_note(_, _("🔧 In progress, by {name}").format(name=who), note, code),
+    )
     opd = opd_label(n.svc.city, report.opd)
-    n.to_reporter_and_followers(
+    told = n.to_reporter_and_followers(
         report,
         lambda _, lang: Reply(
             text=_with_note(
@@ -220,6 +278,7 @@ def set_in_progress(n: Notifier, report: Report, actor: Actor, note: str | None)
             )
         ),
     )
+    return told
 
 
 def feedback_choices(_: Gettext, report_id: int) -> tuple[Choice, ...]:
@@ -229,7 +288,7 @@ def feedback_choices(_: Gettext, report_id: int) -> tuple[Choice, ...]:
     )
 
 
-def resolve(n: Notifier, report: Report, actor: Actor, note: str) -> None:
+def resolve(n: Notifier, report: Report, actor: Actor, note: str) -> int:
     """→ selesai: the citizen gets the note and is asked whether the problem is solved."""
     assert report.id is not None
     now = n.svc.clock()
@@ -243,6 +302,13 @@ def resolve(n: Notifier, report: Report, actor: Actor, note: str) -> None:
         track.assigned_person_id = actor.person_id
     n.work.save(track)
     _event(n, report, actor, "status", status_to=STATUS_RESOLVED, note=note)
+    code = report.code
+    refresh_cards(
+        n,
+        report,
+        actor,
+        lambda _, who: change_note(_, _("✅ Resolved by {name}").format(name=who), note, code),
+    )
     opd = opd_label(n.svc.city, report.opd)
     rid = report.id
 
@@ -255,7 +321,7 @@ def resolve(n: Notifier, report: Report, actor: Actor, note: str) -> None:
             note,
         )
 
-    n.to_reporter_and_followers(
+    told = n.to_reporter_and_followers(
         report,
         lambda _, lang: Reply(text=text(_)),
         reporter_build=lambda _, lang: Reply(
@@ -263,6 +329,7 @@ def resolve(n: Notifier, report: Report, actor: Actor, note: str) -> None:
             choices=feedback_choices(_, rid),
         ),
     )
+    return told
 
 
 def add_proof(n: Notifier, report: Report, actor: Actor, photo: MediaRef) -> None:
@@ -292,7 +359,7 @@ def add_proof(n: Notifier, report: Report, actor: Actor, photo: MediaRef) -> Non
     )
 
 
-def reject(n: Notifier, report: Report, actor: Actor, reason: str) -> None:
+def reject(n: Notifier, report: Report, actor: Actor, reason: str) -> int:
     now = n.svc.clock()
     track = ensure_track(n.repo, n.svc, report)
     if report.first_response_at is None:
@@ -300,8 +367,15 @@ def reject(n: Notifier, report: Report, actor: Actor, reason: str) -> None:
     track.closed_at = now
     n.work.save(track)
     _event(n, report, actor, "status", status_to=STATUS_REJECTED, note=reason)
+    code = report.code
+    refresh_cards(
+        n,
+        report,
+        actor,
+        lambda _, who: change_note(_, _("⛔ Rejected by {name}").format(name=who), reason, code),
+    )
     opd = opd_label(n.svc.city, report.opd)
-    n.to_reporter_and_followers(
+    told = n.to_reporter_and_followers(
         report,
         lambda _, lang: Reply(
             text=_with_note(
@@ -312,9 +386,10 @@ def reject(n: Notifier, report: Report, actor: Actor, reason: str) -> None:
             )
         ),
     )
+    return told
 
 
-def hand_over(n: Notifier, report: Report, actor: Actor, to_opd: str, reason: str) -> None:
+def hand_over(n: Notifier, report: Report, actor: Actor, to_opd: str, reason: str) -> int:
     """To another OPD: back to *baru* in its queue, deadlines start again."""
     now = n.svc.clock()
     from_opd = report.opd
@@ -328,7 +403,18 @@ def hand_over(n: Notifier, report: Report, actor: Actor, to_opd: str, reason: st
         n, report, actor, "handover", status_to=STATUS_NEW, note=f"{from_opd} → {to_opd}: {reason}"
     )
     new_label = opd_label(n.svc.city, to_opd)
-    n.to_reporter_and_followers(
+    code = report.code
+    refresh_cards(
+        n,
+        report,
+        actor,
+        lambda _, who: change_note(
+            _, _("↪️ Handed over to {opd} by {name}").format(opd=new_label, name=who), reason, code
+        ),
+        opd=from_opd,
+        open_card=False,
+    )
+    told = n.to_reporter_and_followers(
         report,
         lambda _, lang: Reply(
             text=_with_note(
@@ -351,6 +437,7 @@ def hand_over(n: Notifier, report: Report, actor: Actor, to_opd: str, reason: st
             + _("Reason: {reason}").format(reason=reason)
         ),
     )
+    return told
 
 
 def add_note(n: Notifier, report: Report, actor: Actor, text: str) -> None:

@@ -80,14 +80,15 @@ def demo_flow(page: Any, out: Path, vp: str, photo: Path) -> int:
     taps.click("#pick-ok")
     taps.newest_bot(n)
     n = bots(page)
+    if page.locator("#log [data-choice='dup:new']").count():
+        taps.click("#log [data-choice='dup:new']")  # a similar report nearby: go on with mine
+        taps.newest_bot(n)
+        n = bots(page)
     with page.expect_file_chooser() as chooser:
         taps.click("#btn-photo")
     taps.n += 1  # choosing the file
     chooser.value.set_files(str(photo))
-    taps.newest_bot(n)
-    n = bots(page)
-    taps.click("#log [data-choice='ph:done']")
-    taps.newest_bot(n)
+    taps.newest_bot(n)  # the review card follows the photo
     n = bots(page)
     taps.click("#log [data-choice='rv:send']")
     page.wait_for_function(

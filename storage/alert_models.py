@@ -1,6 +1,7 @@
 """Tables of warnings and announcements.
 
 - `subscriber` / `subscription`: who wants warnings for which kelurahan, and a home point;
+  whether (since when) the person also agreed to the city's announcements;
 - `broadcast`: one warning or announcement (audience, text per language, photo, state,
   fan-out cursor); its messages are `outbox` rows carrying `broadcast_id`;
 - `sensor_state` / `sensor_level_change`: what each water-level sensor last said and every
@@ -41,6 +42,8 @@ class Subscriber(SQLModel, table=True):
     home_lon: float | None = None
     home_kel: str | None = Field(default=None, max_length=20)
     offered_at: datetime | None = None  # the one-time question after the first report
+    # consent to the city's announcements (its own yes, apart from the warnings): since when
+    announcements_at: datetime | None = None
     updated_at: datetime
 
 

@@ -70,11 +70,13 @@ _OFFER_ONCE = _offer_once()
 
 
 class SubscriberRow(NamedTuple):
-    """One subscriber of a fan-out page: subscribed kelurahan codes and home point."""
+    """One subscriber of a fan-out page: subscribed kelurahan codes, home point, and whether
+    they agreed to announcements (warnings need an area, announcements this yes)."""
 
     person_id: int
     kelurahan_codes: list[str]
     home: tuple[float, float] | None  # (lat, lon)
+    announcements: bool = False
 
 
 class RecipientIdentity(NamedTuple):
@@ -129,24 +131,37 @@ class AlertRepo(UnitStore):
         return True
 
     def unsubscribe_all(self, person_id: int) -> int:
-        """Forget every kelurahan and the home point; returns how many areas there were."""
+        """Forget every kelurahan, the home point and the yes to announcements; returns how
+        many of these there were."""
         rows = self.subscriptions_of(person_id)
         for row in rows:
             self._s.delete(row)
         sub = self._s.get(Subscriber, person_id)
-        had_home = sub is not None and sub.home_lat is not None
+        had = 0
         if sub is not None:
+            had = (sub.home_lat is not None) + (sub.announcements_at is not None)
             sub.home_lat = sub.home_lon = None
             sub.home_kel = None
+            sub.announcements_at = None
             sub.updated_at = self.now()
             self._s.add(sub)
-        return len(rows) + (1 if had_home else 0)
+        return len(rows) + had
 
     def set_home(self, person_id: int, lat: float, lon: float, kode_kel: str | None) -> None:
         row = self._subscriber_row(person_id)
         row.home_lat, row.home_lon, row.home_kel = lat, lon, kode_kel
         row.updated_at = self.now()
         self._s.add(row)
+
+    def set_announcements(self, person_id: int, on: bool) -> bool:
+        """The person's yes (or no) to the city's announcements; False if it was so already."""
+        row = self._subscriber_row(person_id)
+        if (row.announcements_at is not None) == on:
+            return False
+        row.announcements_at = self.now() if on else None
+        row.updated_at = self.now()
+        self._s.add(row)
+        return True
 
     def offer_after_first_report(self, person_id: int, kode_kel: str) -> bool:
         """Record the one-time warnings offer when this was the person's first report and
@@ -163,7 +178,11 @@ class AlertRepo(UnitStore):
             col(Subscription.person_id) > after_person_id
         )
         ids_home = select(Subscriber.person_id).where(
-            col(Subscriber.person_id) > after_person_id, col(Subscriber.home_lat).is_not(None)
+            col(Subscriber.person_id) > after_person_id,
+            or_(
+                col(Subscriber.home_lat).is_not(None),
+                col(Subscriber.announcements_at).is_not(None),
+            ),
         )
         union = ids_sub.union(ids_home).subquery()
         pid = union.c[0]
@@ -178,14 +197,20 @@ class AlertRepo(UnitStore):
         ):
             codes[int(person_id)].append(str(kel))
         homes: dict[int, tuple[float, float]] = {}
-        for person_id, lat, lon in self._s.execute(
-            select(Subscriber.person_id, Subscriber.home_lat, Subscriber.home_lon).where(
-                col(Subscriber.person_id).in_(ids), col(Subscriber.home_lat).is_not(None)
-            )
+        announcements: set[int] = set()
+        for person_id, lat, lon, since in self._s.execute(
+            select(
+                Subscriber.person_id,
+                Subscriber.home_lat,
+                Subscriber.home_lon,
+                Subscriber.announcements_at,
+            ).where(col(Subscriber.person_id).in_(ids))
         ):
             if lat is not None and lon is not None:
                 homes[int(person_id)] = (float(lat), float(lon))
-        return [SubscriberRow(i, codes[i], homes.get(i)) for i in ids]
+            if since is not None:
+                announcements.add(int(person_id))
+        return [SubscriberRow(i, codes[i], homes.get(i), i in announcements) for i in ids]
 
     def recipients_of(self, person_ids: Sequence[int]) -> dict[int, Recipient]:
         """person id → their language and active identities."""

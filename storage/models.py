@@ -59,6 +59,7 @@ class ChannelIdentity(SQLModel, table=True):
     channel: str = Field(max_length=16)
     external_id: str = Field(max_length=128)
     address: str = Field(max_length=128)  # where messages go (chat id, wa_id)
+    username: str | None = Field(default=None, max_length=64)  # public handle (Telegram @…)
     active: bool = Field(default=True)
     last_inbound_at: datetime | None = None
     created_at: datetime

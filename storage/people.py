@@ -38,6 +38,7 @@ _WHO_COLUMNS = (
     _IDENT.c.address,
     _IDENT.c.active,
     _IDENT.c.last_inbound_at,
+    _IDENT.c.username,
     _PERSON.c.language,
     _PERSON.c.display_name,
     _PERSON.c.phone,
@@ -205,6 +206,7 @@ class PeopleRepo(UnitStore):
         conn = self._s.connection()
         names = [_trim(p.display_name, 128) for p in people]
         phones = [_trim(p.phone, 32) for p in people]
+        handles = [_trim(p.username, 64) for p in people]
         person_ids = [
             int(r.id)
             for r in conn.execute(
@@ -231,20 +233,21 @@ class PeopleRepo(UnitStore):
                         "channel": p.channel,
                         "external_id": p.external_id,
                         "address": p.address,
+                        "username": handle,
                         "active": True,
                         "last_inbound_at": now,
                         "created_at": now,
                     }
-                    for p, pid in zip(people, person_ids, strict=True)
+                    for p, pid, handle in zip(people, person_ids, handles, strict=True)
                 ],
             )
         ]
-        for p, pid, iid, name, phone in zip(
-            people, person_ids, ident_ids, names, phones, strict=True
+        for p, pid, iid, name, phone, handle in zip(
+            people, person_ids, ident_ids, names, phones, handles, strict=True
         ):
             key = (p.channel, p.external_id)
             uow.who[key] = (
-                IdentityView(iid, pid, p.channel, p.external_id, p.address, True, now),
+                IdentityView(iid, pid, p.channel, p.external_id, p.address, True, now, handle),
                 PersonView(pid, p.language, name, phone, False),
             )
             uow.conv[iid] = None
@@ -262,6 +265,7 @@ class PeopleRepo(UnitStore):
         language: str,
         display_name: str | None = None,
         phone: str | None = None,
+        username: str | None = None,
     ) -> tuple[IdentityView, PersonView, bool]:
         """The identity for (channel, external_id), creating a person for a newcomer.
 
@@ -285,6 +289,11 @@ class PeopleRepo(UnitStore):
                 changes["active"] = ident.active = True  # writing to us again undoes "blocked"
             if ident.address != address:
                 changes["address"] = ident.address = address
+            # None: not known here; "": the platform says there is none (a handle given up is
+            # forgotten: someone else may take it)
+            handle = _trim(username, 64)
+            if username is not None and ident.username != handle:
+                changes["username"] = ident.username = handle
             if changes:
                 conn.execute(update(_IDENT).where(_IDENT.c.id == ident.id).values(**changes))
             uow.known_active.add(ident.id)
@@ -297,7 +306,7 @@ class PeopleRepo(UnitStore):
                 conn.execute(update(_PERSON).where(_PERSON.c.id == person.id).values(**pchanges))
             return ident, person, False
         self.create_newcomers(
-            [NewIdentity(channel, external_id, address, language, display_name, phone)]
+            [NewIdentity(channel, external_id, address, language, display_name, phone, username)]
         )
         uow.created.discard(key)
         new = uow.who[key]

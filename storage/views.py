@@ -18,6 +18,7 @@ class IdentityView:
     address: str
     active: bool
     last_inbound_at: datetime | None
+    username: str | None = None  # the public handle on the channel (Telegram), if any
 
 
 @dataclass(slots=True)
@@ -41,6 +42,7 @@ class NewIdentity:
     language: str
     display_name: str | None = None
     phone: str | None = None
+    username: str | None = None
 
 
 @dataclass(slots=True)
@@ -70,6 +72,7 @@ def identity_of(row: Any) -> IdentityView:
         m["address"],
         m["active"],
         m["last_inbound_at"],
+        m["username"],
     )
 
 

@@ -16,6 +16,7 @@ from storage.models import (
     OPEN_STATUSES,
     STATUS_RESOLVED,
     ChannelIdentity,
+    OutboxItem,
     Person,
     Report,
     Staff,
@@ -47,6 +48,20 @@ _NEARBY = core_select(_REPORT.c.id, _REPORT.c.lat, _REPORT.c.lon).where(
     _REPORT.c.created_at >= bindparam("b_since"),
     _REPORT.c.lat.between(bindparam("b_lat0"), bindparam("b_lat1")),
     _REPORT.c.lon.between(bindparam("b_lon0"), bindparam("b_lon1")),
+)
+
+_OUT = cast(Table, OutboxItem.__table__)  # type: ignore[attr-defined]
+_CARD_MESSAGE = (
+    core_select(_OUT.c.platform_message_id)
+    .where(
+        _OUT.c.report_id == bindparam("b_report"),
+        _OUT.c.channel == bindparam("b_channel"),
+        _OUT.c.address == bindparam("b_address"),
+        _OUT.c.kind.in_(["card", "card_edit"]),
+        _OUT.c.platform_message_id.is_not(None),
+    )
+    .order_by(_OUT.c.id.desc())
+    .limit(1)
 )
 
 
@@ -90,6 +105,18 @@ class WorkRepo(UnitStore):
     def identities(self, person_id: int) -> list[ChannelIdentity]:
         q = select(ChannelIdentity).where(ChannelIdentity.person_id == person_id)
         return list(self._s.exec(q.order_by(col(ChannelIdentity.id))))
+
+    # --- queue cards --------------------------------------------------------------------------
+    def card_message_id(self, channel: str, address: str, report_id: int) -> str | None:
+        """The platform message id of the newest report card posted (or re-posted) in this
+        chat for this report: the message a card edit changes."""
+        return (
+            self._s.connection()
+            .execute(
+                _CARD_MESSAGE, {"b_channel": channel, "b_address": address, "b_report": report_id}
+            )
+            .scalar()
+        )
 
     # --- queue groups ------------------------------------------------------------------------
     def queue_group(self, opd: str) -> QueueGroup | None:

@@ -22,6 +22,11 @@ CLOCK_DEPENDENT = [
     "tests/test_bmkg.py",
     "tests/test_cap.py",
     "tests/test_alert_levels.py",
+    "tests/test_role_help.py",
+    "tests/test_live_cards.py",
+    "tests/test_report_details.py",
+    "tests/test_announcement_consent.py",
+    "tests/test_small_fixes.py",
 ]
 
 

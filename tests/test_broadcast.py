@@ -46,8 +46,10 @@ def seed(
     kel: list[str],
     lang: str = "id",
     channels: tuple[str, ...] = ("telegram",),
+    announcements: bool = True,
 ) -> list[int]:
-    """n subscribers, external ids start..start+n-1 (one identity per channel)."""
+    """n subscribers, external ids start..start+n-1 (one identity per channel), who also
+    said yes to announcements (unless `announcements=False`)."""
     ids = []
     with db.session() as s:
         repo, arepo = Repo(s), AlertRepo(s)
@@ -64,6 +66,8 @@ def seed(
                 s.add(other)
             for code in kel:
                 arepo.subscribe(person.id, code)
+            if announcements:
+                arepo.set_announcements(person.id, True)
             ids.append(person.id)
     return ids
 
@@ -232,10 +236,12 @@ def test_fanout_one_row_per_identity_in_each_language_deduplicated(sqlite_url: s
         "telegram",
         "whatsapp",
     }
-    assert {r.payload["text"] for r in rows if r.meta["person_id"] in both} == {"Flood!"}
-    assert {r.payload["text"] for r in rows if r.meta["person_id"] == two_channels[0]} == {
-        "Banjir!"
-    }
+
+    def body(row: OutboxItem) -> str:  # under the header ("📣 Pengumuman Pemkot …")
+        return str(row.payload["text"]).split("\n\n", 1)[1]
+
+    assert {body(r) for r in rows if r.meta["person_id"] in both} == {"Flood!"}
+    assert {body(r) for r in rows if r.meta["person_id"] == two_channels[0]} == {"Banjir!"}
     with db.session() as s:
         done = AlertRepo(s).broadcast(bc.id)
     assert done is not None and done.state == BC_SENDING

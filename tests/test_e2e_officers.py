@@ -69,7 +69,7 @@ def file_report(bot: Bot, uid: int, point: tuple[float, float], photo: bool = Tr
     bot.say(uid, "Sampah menumpuk di pinggir jalan tiga hari, bau sekali")
     bot.share_location(uid, *point)
     if photo:
-        bot.send_photo(uid, jpeg_with_exif())
+        return bot.send_photo(uid, jpeg_with_exif())  # the review card follows the photo
     return bot.press(uid, "ph:done")
 
 
@@ -136,7 +136,7 @@ def test_report_group_card_take_progress_resolve_proof_reopen_rating(bot: Bot) -
     # /ambil by button in the group, then /proses, /selesai: the citizen hears each step
     before = len(bot.api.sent_to(GROUP))
     bot.api.push_update(bot.api.callback_update(OFFICER, f"op:ambil:{rid}", chat_id=GROUP))
-    assert "ditugaskan" in text_of(wait_for(bot, GROUP, before + 1)[before:])
+    assert "diambil oleh" in text_of(wait_for(bot, GROUP, before + 1)[before:])
     n_citizen = len(bot.api.sent_to(CITIZEN))
     in_group(bot, OFFICER, f"/proses {code} Truk dijadwalkan besok pagi")
     pushed = wait_for(bot, CITIZEN, n_citizen + 1)[n_citizen:]
@@ -220,8 +220,10 @@ def test_hand_over_refusals_and_duplicates(sqlite_bot: Bot) -> None:
     # duplicate check: a second citizen nearby supports the first report instead
     file_report(bot, CITIZEN, LERE, photo=False)
     first = send_report(bot, CITIZEN)
-    file_report(bot, FAN, (LERE[0] + 0.0002, LERE[1]), photo=False)
-    out = bot.press(FAN, "rv:send")
+    bot.say(FAN, "/lapor")
+    bot.press(FAN, "cat:sampah")
+    bot.say(FAN, "Sampah menumpuk di pinggir jalan tiga hari, bau sekali")
+    out = bot.share_location(FAN, LERE[0] + 0.0002, LERE[1])  # offered right after the place
     assert first in text_of(out) and "dup:new" in buttons(out[-1])
     rid = report_by_code(bot, first).id
     out = bot.press(FAN, f"dup:follow:{rid}")
@@ -289,4 +291,4 @@ def test_queue_group_upgraded_to_a_supergroup_is_followed_from_the_service_messa
     # officers work the report from the supergroup as before
     rid = report_by_code(bot, code).id
     bot.api.push_update(bot.api.callback_update(OFFICER, f"op:ambil:{rid}", chat_id=supergroup))
-    assert "ditugaskan" in text_of(wait_for(bot, supergroup, 2)[1:])
+    assert "diambil oleh" in text_of(wait_for(bot, supergroup, 2)[1:])

@@ -222,12 +222,12 @@ def test_healthz_counts_what_the_window_held_back_when_no_template_fits(
     report_pothole(bot)
 
     def officer_rows() -> list[OutboxItem]:
-        return [r for r in outbox(bot) if r.address == OFFICER and r.kind == "officer"]
+        return [r for r in outbox(bot) if r.address == OFFICER and r.kind == "card"]
 
     wait_until(lambda: [r.state for r in officer_rows()] == ["failed"], what="card given up")
     body = health(bot.proc)
     assert body["ok"] is True
-    assert body["outside_window_24h"] == {"whatsapp": {"officer": 1}}
+    assert body["outside_window_24h"] == {"whatsapp": {"card": 1}}
     assert body["failed_24h"] == {"whatsapp": 1}
 
 

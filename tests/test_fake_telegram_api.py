@@ -28,9 +28,11 @@ from aiogram.exceptions import (
 from aiogram.types import (
     BotCommand,
     BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
     BufferedInputFile,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    Message,
 )
 from aiohttp import ClientSession, web
 from PIL import Image
@@ -231,6 +233,33 @@ async def test_set_and_get_my_commands_per_language_and_scope(api: FakeBotAPI, b
     assert api.commands({"type": "all_private_chats"})[0]["command"] == "cek"
     with pytest.raises(TelegramBadRequest, match="BOT_COMMAND_INVALID"):
         await bot.set_my_commands([BotCommand(command="Bad-Name", description="x")])
+
+
+async def test_edit_message_caption_of_a_photo(api: FakeBotAPI, bot: Bot) -> None:
+    photo = BufferedInputFile(jpeg(50, 50), "a.jpg")
+    sent = await bot.send_photo(12, photo, caption="Status: Baru")
+    edited = await bot.edit_message_caption(
+        chat_id=12, message_id=sent.message_id, caption="Status: Diproses"
+    )
+    assert isinstance(edited, Message) and edited.caption == "Status: Diproses"
+    assert api.sent_to(12)[0]["caption"] == "Status: Diproses" and api.sent_to(12)[0]["photo"]
+    with pytest.raises(TelegramBadRequest, match="message is not modified"):
+        await bot.edit_message_caption(
+            chat_id=12, message_id=sent.message_id, caption="Status: Diproses"
+        )
+    with pytest.raises(TelegramBadRequest, match="MESSAGE_CAPTION_TOO_LONG"):
+        await bot.edit_message_caption(chat_id=12, message_id=sent.message_id, caption="c" * 1025)
+    text = await bot.send_message(12, "teks")
+    with pytest.raises(TelegramBadRequest, match="no caption"):
+        await bot.edit_message_caption(chat_id=12, message_id=text.message_id, caption="x")
+
+
+async def test_scoped_commands_of_one_chat_are_deleted(api: FakeBotAPI, bot: Bot) -> None:
+    scope = BotCommandScopeChat(chat_id=6101)
+    await bot.set_my_commands([BotCommand(command="antrian", description="Antrean")], scope=scope)
+    assert api.commands({"type": "chat", "chat_id": 6101})[0]["command"] == "antrian"
+    await bot.delete_my_commands(scope=scope)
+    assert api.commands({"type": "chat", "chat_id": 6101}) == []
 
 
 async def test_chat_action(api: FakeBotAPI, bot: Bot) -> None:

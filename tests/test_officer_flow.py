@@ -88,8 +88,9 @@ def file_report(
     lat, lon = point or palu_point(core)
     core.location(user, lat, lon)
     if photo:
-        core.photo(user)
-    core.choose(user, "ph:done")
+        core.photo(user)  # the review card follows
+    else:
+        core.choose(user, "ph:done")
     for choice in before_send:
         core.choose(user, choice)
     return core.choose(user, "rv:send")
@@ -354,7 +355,7 @@ def test_anonymous_and_contact_consent_on_the_officer_card(core: CoreHarness) ->
     out = file_report(core, user="101", point=palu_point(core, "Lere"), before_send=("rv:contact",))
     code2 = code_in(out)
     assert report(core, code2).anonymous is False
-    assert "Budi Santoso, +6281234567" in texts(to(out, OFFICER))
+    assert "Budi Santoso · tg://user?id=101 · ☎️ +6281234567" in texts(to(out, OFFICER))
     # withdrawn consent: hidden again
     core.repo_call(
         lambda r: r.set_share_contact(r.person_view(report(core, code2).person_id), False)
@@ -371,8 +372,12 @@ def test_duplicate_nearby_offers_support_and_follower_hears_updates(db_url: str)
     code = code_in(file_report(core))
     lat, lon = palu_point(core)
     near = (lat + 0.0002, lon)  # about 22 m away
-    out = file_report(core, user=FAN, point=near)
-    assert code in texts(out) and "dup:new" in choice_ids(out)
+    core.text(FAN, "/lapor")
+    core.choose(FAN, "cat:sampah")
+    core.text(FAN, "Sampah menumpuk lagi di pinggir jalan yang sama")
+    out = core.location(FAN, *near)  # offered right after the place, before the photo
+    assert code in texts(out) and "22 m dari sini" in texts(out)
+    assert "dup:new" in choice_ids(out)
     assert core.step(FAN) == "dup.choose"
     rid = report(core, code).id
     out = core.choose(FAN, f"dup:follow:{rid}")
@@ -387,9 +392,15 @@ def test_duplicate_nearby_offers_support_and_follower_hears_updates(db_url: str)
     assert core.step("501") is None and code_in(out) != code
     out = file_report(core, user="502", category="jalan_rusak", point=near)
     assert core.step("502") is None
-    # "send anyway" sends a new one
-    out = file_report(core, user="503", point=near)
+    # "no, go on with mine": the report goes on (photo, review) and is sent as a new one
+    core.text("503", "/lapor")
+    core.choose("503", "cat:sampah")
+    core.text("503", "Tumpukan sampah di dekat sini juga")
+    core.location("503", *near)
     out = core.choose("503", "dup:new")
+    assert core.step("503") == "report.photo"
+    core.photo("503")
+    out = core.choose("503", "rv:send")  # no second offer
     assert code_in(out) != code and core.step("503") is None
 
 
@@ -405,3 +416,23 @@ def test_statistics_for_heads_and_admins(core: CoreHarness) -> None:
     text = texts(core.text(ADMIN, "/statistik"))
     assert "DLH" in text
     assert "hanya untuk admin" in texts(core.text(OFFICER, "/statistik")).lower()
+
+
+def test_the_officer_hears_whether_the_citizen_was_told(core: CoreHarness) -> None:
+    """'The citizen has been told' only when a message to them was queued: a reporter with no
+    chat left (blocked the bot, or reported through another city app) is said to be out of
+    reach instead."""
+    code = code_in(file_report(core))
+    out = core.text(OFFICER, f"/proses {code} Truk dijadwalkan")
+    assert "Warga sudah diberi tahu" in texts(to(out, OFFICER)) and to(out, CITIZEN)
+    rep = report(core, code)
+
+    def blocked(repo):  # type: ignore[no-untyped-def]
+        for ident in repo.identities_of(rep.person_id):
+            repo.deactivate_identity(ident.id)
+
+    core.repo_call(blocked)
+    out = core.text(OFFICER, f"/selesai {code} Sampah sudah diangkut")
+    assert to(out, CITIZEN) == []
+    reply = texts(to(out, OFFICER))
+    assert "tidak bisa diberi tahu" in reply and "sudah diberi tahu" not in reply

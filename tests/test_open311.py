@@ -326,8 +326,12 @@ async def test_one_request_has_public_notes_sla_and_no_personal_data(
         assert secret not in body
     (r,) = json.loads(body)
     assert [n["type"] for n in r["notes"]] == ["created", "status"]
+    assert [n["label"] for n in r["notes"]] == ["laporan diterima", "Diproses"]  # in words
     assert r["notes"][1]["extended_status"] == STATUS_IN_PROGRESS
     assert r["status_notes"] == "Tim sudah dijadwalkan"
+    resp = await client.get(f"/open311/v2/requests/{in_progress.code}.json?lang=en")
+    (en,) = json.loads(await resp.text())
+    assert [n["label"] for n in en["notes"]] == ["report received", "In progress"]
     opd = harness.city.opd(in_progress.opd)
     assert r["agency_responsible"] == opd.name and r["agency_code"] == in_progress.opd
     # rounded to ~100 m without a key

@@ -231,7 +231,7 @@ async def tg_transport(tmp_path):  # type: ignore[no-untyped-def]
         session = JsonSession(api=TelegramAPIServer.from_base(api.base_url))
         bot = Bot(DEFAULT_TOKEN, session=session)
         transport = TelegramTransport(
-            bot, MediaStore(tmp_path, 1_000_000), RateLimits(0, 0), on_chat_moved
+            bot, MediaStore(tmp_path, 1_000_000), RateLimits(0, 0), on_chat_moved=on_chat_moved
         )
         try:
             yield api, transport, moved

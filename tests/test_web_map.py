@@ -173,6 +173,15 @@ def test_map_markers_match_the_database_and_filters_work(
     card = page.inner_text("#card")
     assert "Riwayat status" in card or "Status history" in card
     assert "Budi" not in card and "INTERNAL" not in card
+    # a resolved report has no expected time (once shown as a literal "null") and every
+    # history line is in words (once "– proof")
+    done = next(x for x in reports if x.status == STATUS_RESOLVED)
+    page.click("#card button.close")
+    page.evaluate(f"laporMap.map.setView([{done.lat}, {done.lon}], 18, {{animate: false}})")
+    page.click(f"#list button[data-code='{done.code}']")
+    page.wait_for_selector(f"#card[data-code='{done.code}']", timeout=10_000)
+    card = page.inner_text("#card")
+    assert "null" not in card and "undefined" not in card and "Selesai" in card
     assert watch.errors == []
     page.close()
 

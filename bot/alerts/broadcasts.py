@@ -39,7 +39,14 @@ from bot.alerts.audience import (
 )
 from bot.alerts.cap import CapArea
 from bot.alerts.publishing import CapPublisher
-from bot.alerts.texts import Gettext, kecamatan_names, kelurahan_names, pick_text
+from bot.alerts.texts import (
+    Gettext,
+    broadcast_header,
+    gettext_for,
+    kecamatan_names,
+    kelurahan_names,
+    pick_text,
+)
 from bot.city import CityProfile
 from handlers.events import PRIORITY_ANNOUNCEMENT, PRIORITY_WARNING, MediaRef, Outgoing, Reply
 from handlers.services import I18nLike
@@ -100,9 +107,12 @@ class Broadcasts:
         audience: Audience,
         page: Sequence[SubscriberRow],
         touched: frozenset[str] | None,
+        kind: str = KIND_WARNING,
     ) -> list[int]:
         out = []
         for row in page:
+            if not consented(row, kind):
+                continue
             sub = SubscriberArea(
                 row.person_id, frozenset(row.kelurahan_codes), frozenset(), row.home
             )
@@ -113,21 +123,27 @@ class Broadcasts:
     def parse_audience(self, data: Mapping[str, Any]) -> Audience:
         return audience_from_dict(data)
 
-    def count_recipients(self, arepo: AlertRepo, audience: Audience) -> int:
-        """Persons a broadcast to `audience` would reach now (with an active chat)."""
+    def count_recipients(
+        self, arepo: AlertRepo, audience: Audience, kind: str = KIND_ANNOUNCEMENT
+    ) -> int:
+        """Persons a broadcast of `kind` to `audience` would reach now (with an active chat)."""
         touched = self.touched(audience)
         cursor, n = 0, 0
         while True:
             page = arepo.subscriber_page(cursor, 5000)
             if not page:
                 return n
-            persons = self.select_page(audience, page, touched)
+            persons = self.select_page(audience, page, touched, kind)
             n += sum(1 for r in arepo.recipients_of(persons).values() if r.identities)
             cursor = page[-1].person_id
 
-    def describe_audience(self, audience: Audience, _: Gettext) -> str:
+    def describe_audience(
+        self, audience: Audience, _: Gettext, kind: str = KIND_ANNOUNCEMENT
+    ) -> str:
         if isinstance(audience, Everyone):
-            return _("all subscribers")
+            if kind == KIND_WARNING:
+                return _("everyone who subscribed to early warnings")
+            return _("everyone who agreed to receive announcements")
         if isinstance(audience, Kecamatan):
             names = kecamatan_names(self.city, audience.codes)
             return _("Kec. {names}").format(names=", ".join(names) or "-")
@@ -231,9 +247,9 @@ class Broadcasts:
                 audience = audience_from_dict(bc.audience)
                 if bc.id not in self._touched:
                     self._touched[bc.id] = self.touched(audience)
-                persons = self.select_page(audience, page, self._touched[bc.id])
+                persons = self.select_page(audience, page, self._touched[bc.id], bc.kind)
                 recipients = arepo.recipients_of(persons)
-                messages = broadcast_messages(bc, recipients, self.i18n)
+                messages = broadcast_messages(bc, recipients, self.i18n, self.city)
                 # identities read active in this transaction: the writer need not ask again
                 uow.known_active.update(m.identity_id for m in messages if m.identity_id)
                 uow.send(messages)
@@ -294,18 +310,28 @@ class Broadcasts:
         return arepo.broadcast_sent_since(broadcast_id, since) / window_s
 
 
+def consented(row: SubscriberRow, kind: str) -> bool:
+    """Warnings go to who chose an area for them; announcements to who said yes to them."""
+    if kind == KIND_ANNOUNCEMENT:
+        return row.announcements
+    return bool(row.kelurahan_codes) or row.home is not None
+
+
 def broadcast_messages(
-    bc: Broadcast, recipients: Mapping[int, Recipient], i18n: I18nLike
+    bc: Broadcast, recipients: Mapping[int, Recipient], i18n: I18nLike, city: CityProfile
 ) -> list[Outgoing]:
     """The messages of one fan-out batch: one per active identity, in the person's language
-    (one reply object per language, so the outbox writer builds each payload once)."""
+    (one reply object per language, so the outbox writer builds each payload once), each under
+    its header ("📣 Announcement …" / "⚠️ Early warning …" with the date)."""
     photo = MediaRef(**bc.photo) if bc.photo else None
     replies: dict[str, Reply] = {}
     out = []
     for person_id, recipient in recipients.items():
         lang = i18n.lang(recipient.language)
         if lang not in replies:
-            replies[lang] = Reply(text=pick_text(bc.texts, lang, i18n.default), photo=photo)
+            head = broadcast_header(city, gettext_for(i18n, lang), bc, lang)
+            body = pick_text(bc.texts, lang, i18n.default)
+            replies[lang] = Reply(text=f"{head}\n\n{body}", photo=photo)
         for ident in recipient.identities:
             out.append(
                 Outgoing(

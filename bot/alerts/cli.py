@@ -73,7 +73,11 @@ def _context():  # type: ignore[no-untyped-def]
 @broadcast_app.command("send")
 def send(
     text: str = typer.Option(..., "--text", help="The message (or @file.txt)"),
-    everyone: bool = typer.Option(False, "--everyone", help="Every subscriber"),
+    everyone: bool = typer.Option(
+        False,
+        "--everyone",
+        help="All who said yes to announcements (with --warning: all warning subscribers)",
+    ),
     kecamatan: str = typer.Option(None, "--kecamatan", help="Kecamatan codes, comma-separated"),
     kelurahan: str = typer.Option(None, "--kelurahan", help="Kelurahan codes, comma-separated"),
     circle: str = typer.Option(None, "--circle", help="LAT,LON,RADIUS_KM"),
@@ -116,9 +120,11 @@ def send(
             )
         except (OSError, MediaError) as exc:
             _fail(f"cannot use {photo}: {exc}")
+    kind = KIND_WARNING if warning else KIND_ANNOUNCEMENT
     with db.unit() as uow:
-        n = broadcasts.count_recipients(AlertRepo(uow), audience)
-    typer.echo(f"to: {broadcasts.describe_audience(audience, lambda m: m)} — {n} recipients now")
+        n = broadcasts.count_recipients(AlertRepo(uow), audience, kind)
+    about = broadcasts.describe_audience(audience, lambda m: m, kind)
+    typer.echo(f"to: {about} — {n} recipients now")
     if not yes and not typer.confirm("send?"):
         raise typer.Exit(1)
     with db.unit() as uow:

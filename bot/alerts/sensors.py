@@ -219,7 +219,7 @@ class Sensors:
                 ).format(
                     name=spec.name,
                     minutes=f"{spec.silent_minutes:g}",
-                    last=local_time(self.city, last) if last else "-",
+                    last=local_time(self.city, last, lang) if last else "-",
                 )
             else:
                 assert reading is not None

@@ -44,7 +44,7 @@ class WarningSources:
                 _("🌏 Earthquake M{magnitude} – {region}").format(
                     magnitude=f"{quake.magnitude:.1f}", region=quake.region or "-"
                 ),
-                _("Time: {time}").format(time=local_time(self.city, quake.time)),
+                _("Time: {time}").format(time=local_time(self.city, quake.time, lang)),
                 _("Depth: {depth} km · about {distance} km from {city}").format(
                     depth=f"{quake.depth_km:g}" if quake.depth_km is not None else "-",
                     distance=f"{rel.distance_km:.0f}",

@@ -37,19 +37,19 @@ from aiogram.exceptions import (
 from aiogram.methods import GetUpdates
 from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import (
-    BotCommand,
-    BotCommandScopeDefault,
     BufferedInputFile,
     FSInputFile,
     Update,
 )
 from aiohttp import ClientError, web
 
+from bot.channels import tg_live
 from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
 from bot.config import Settings
 from bot.http import read_body
 from bot.media import MediaError, MediaStore
 from bot.runtime import retry_delay
+from handlers import help as helptext
 from handlers.events import MAX_TEXT, Choice, Inbound, Reply
 
 log = logging.getLogger(__name__)
@@ -60,22 +60,16 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 
 
 def command_menu(gettext: Any) -> list[tuple[str, str]]:
-    """The commands shown in Telegram's menu, described in one language."""
-    _ = gettext
-    return [
-        ("lapor", _("Report a problem")),
-        ("laporanku", _("My reports and their status")),
-        ("status", _("Check one report: /status CODE")),
-        ("batal", _("Cancel what you are doing")),
-        ("bahasa", _("Change language")),
-        ("bantuan", _("Help")),
-    ]
+    """The citizens' commands in Telegram's menu, described in one language."""
+    return helptext.menu(gettext, {helptext.CITIZEN})
 
 
 def keyboard_for(reply: Reply) -> dict[str, Any] | None:
     """The Bot API `reply_markup` for a reply, as JSON: an inline keyboard for choices, a
-    reply keyboard for a location request. (Plain dicts: the send path posts them as they are;
-    tests check them against aiogram's models.)"""
+    reply keyboard for a location request, ForceReply for an answer asked in place. (Plain
+    dicts: the send path posts them as they are; tests check them against aiogram's models.)"""
+    if reply.force_reply:
+        return {"force_reply": True}
     if reply.ask_location:
         button = {"text": reply.location_label or "📍", "request_location": True}
         return {"keyboard": [[button]], "resize_keyboard": True, "one_time_keyboard": True}
@@ -285,7 +279,9 @@ class TelegramTransport:
         bot: Bot,
         media: MediaStore,
         limits: RateLimits,
+        *,
         on_chat_moved: ChatMoved | None = None,
+        card_lookup: tg_live.CardLookup | None = None,
     ) -> None:
         self.bot = bot
         self.media = media
@@ -294,10 +290,13 @@ class TelegramTransport:
         # Group chats upgraded to supergroups (old id → new id): rows still queued for the old
         # id go to the new one without asking Telegram again.
         self.moved: dict[str, str] = {}
+        self.card_lookup = card_lookup  # where an earlier queue card is (edits, tg_live.py)
 
     async def send(self, msg: OutboundMessage) -> SendResult:
         address = self.moved.get(msg.address, msg.address)
         try:
+            if msg.kind in tg_live.SPECIAL_KINDS:  # card edits and command menus
+                return await tg_live.send_special(self, msg)
             try:
                 return await self._send(address, msg.reply)
             except TelegramMigrateToChat as exc:  # 400 with parameters.migrate_to_chat_id
@@ -367,6 +366,7 @@ class TelegramChannel:
         known_commands: set[str],
         *,
         on_chat_moved: ChatMoved | None = None,
+        card_lookup: tg_live.CardLookup | None = None,
     ) -> None:
         """`on_chat_moved(channel, old, new)`: a group chat got a new id (upgraded to a
         supergroup); whatever was linked to the old id follows it."""
@@ -383,7 +383,8 @@ class TelegramChannel:
             self.bot,
             media,
             RateLimits(settings.telegram_rate_global, settings.telegram_rate_per_chat),
-            on_chat_moved,
+            on_chat_moved=on_chat_moved,
+            card_lookup=card_lookup,
         )
         self._response_types = pinned_response_types()
         self.username: str | None = None
@@ -444,18 +445,19 @@ class TelegramChannel:
             log.info("telegram: long polling")
 
     async def _set_commands(self) -> None:
-        for lang in ("id", "en"):
-            cmds = [
-                BotCommand(command=c, description=d)
-                for c, d in command_menu(lambda m, lang=lang: self.i18n.gettext(lang, m))
-            ]
-            kwargs: dict[str, Any] = {"scope": BotCommandScopeDefault()}
-            if lang != self.i18n.default:
-                kwargs["language_code"] = lang
+        """Citizens' menu (default scope) and the queue groups' menu, in id and en; a staff
+        member's own menu comes through the outbox (tg_live.py)."""
+        for scope, lang, commands in tg_live.start_menus(self.i18n):
+            body: dict[str, Any] = {
+                "commands": [{"command": c, "description": d} for c, d in commands],
+                "scope": scope,
+            }
+            if lang is not None:
+                body["language_code"] = lang
             try:
-                await self.bot.set_my_commands(cmds, **kwargs)
-            except Exception as exc:  # the menu is a nicety; never block start-up on it
-                log.warning("telegram: setMyCommands(%s) failed: %s", lang, exc)
+                await self.transport.call(tg.SetMyCommands, body)
+            except Exception:  # the menu is a nicety; never block start-up on it
+                log.warning("telegram: setMyCommands(%s, %s) failed", scope, lang, exc_info=True)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -568,6 +570,8 @@ class TelegramChannel:
             "chat_type": chat_type,
             "display_name": " ".join(p for p in (user.first_name, user.last_name) if p)[:128],
             "language_hint": user.language_code,
+            "username": user.username or "",
+            "reply_to_bot": _replies_to(msg, self.bot.id),
         }
         if msg.location is not None:
             return [
@@ -623,6 +627,7 @@ class TelegramChannel:
                 choice=(cq.data or "")[:CALLBACK_MAX_BYTES],
                 display_name=cq.from_user.first_name,
                 language_hint=cq.from_user.language_code,
+                username=cq.from_user.username or "",
             )
         ]
 
@@ -661,6 +666,12 @@ class TelegramChannel:
             log.warning("telegram: photo download failed", exc_info=True)
             return Inbound(kind="photo", photo_error="download_failed", text=caption, **base)
         return Inbound(kind="photo", photo=ref, text=caption, **base)
+
+
+def _replies_to(msg: Any, bot_id: int) -> bool:
+    """The message answers one of this bot's own messages (e.g. its ForceReply question)."""
+    earlier = msg.reply_to_message
+    return bool(earlier and earlier.from_user and earlier.from_user.id == bot_id)
 
 
 def _raw_sender_key(update: dict[str, Any]) -> str | None:

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from handlers.events import Choice, Reply
+from handlers.events import KIND_CARD, KIND_CARD_EDIT, Choice, Reply
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -219,6 +219,8 @@ def template_names(settings: Settings) -> dict[str, str]:
     names = {
         "status": status,
         "officer": status,
+        KIND_CARD: status,  # a report card in an OPD's queue
+        KIND_CARD_EDIT: status,
         "warning": warning,
         "announcement": warning,
         "admin_alert": warning,

@@ -38,6 +38,7 @@ def openapi_document(city: Any, max_page_size: int = 500) -> dict[str, Any]:
         "properties": {
             "datetime": {"type": "string", "format": "date-time"},
             "type": {"type": "string"},
+            "label": {"type": "string", "description": "what happened, in the caller's language"},
             "status": {"type": "string", "nullable": True, "enum": ["open", "closed", None]},
             "extended_status": nullable_str,
             "description": nullable_str,

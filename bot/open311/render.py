@@ -17,6 +17,8 @@ from xml.etree import ElementTree as ET
 from aiohttp import web
 
 from bot.open311.params import aware
+from handlers.history import event_label, event_note
+from handlers.text import Gettext
 from handlers.workdays import WorkCalendar, deadlines
 from storage.api_models import ApiKey
 from storage.api_repo import ReportRow
@@ -91,8 +93,11 @@ def request_dict(
     row: ReportRow,
     caller: Caller,
     deadline: DeadlineFn,
+    _: Gettext,
     tracked_due: datetime | None = None,
 ) -> dict[str, Any]:
+    """One request as the spec has it; `notes` carry `label`, what happened in words in the
+    caller's language (`_`), besides the spec's `type`."""
     r = row.report
     cat = city.category(r.category)
     opd = city.opd(r.opd)
@@ -106,9 +111,10 @@ def request_dict(
         {
             "datetime": iso(ev.created_at),
             "type": ev.kind,
+            "label": event_label(_, ev.kind, ev.status_to, "public"),
             "status": SPEC_STATUS.get(ev.status_to or "", None),
             "extended_status": ev.status_to,
-            "description": ev.note,
+            "description": event_note(ev.kind, ev.note),
         }
         for ev in row.events
     ]

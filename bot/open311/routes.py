@@ -52,6 +52,7 @@ from handlers.citizen.flow import submit
 from handlers.core import Ctx
 from handlers.events import Inbound, MediaRef, Outgoing
 from handlers.services import Services
+from handlers.text import Gettext
 from storage.api_models import ApiKey
 from storage.api_repo import ApiRepo, ReportQuery, ReportRow
 from storage.db import Database
@@ -157,6 +158,9 @@ class Open311:
             )
         return web.json_response(definition, dumps=dumps)
 
+    def _gettext(self, caller: Caller) -> Gettext:
+        return lambda msgid: self.svc.i18n.gettext(caller.lang, msgid)
+
     # --- reading requests ----------------------------------------------------------------------
     async def requests(self, request: web.Request, fmt: str) -> web.Response:
         caller = await self._caller(request)
@@ -167,8 +171,9 @@ class Open311:
             pass  # an empty period
         else:
             rows, deadlines = await asyncio.to_thread(self._find, query)
+        _ = self._gettext(caller)
         items = [
-            request_dict(self.city, r, caller, self.deadline, deadlines.get(r.report.id or 0))
+            request_dict(self.city, r, caller, self.deadline, _, deadlines.get(r.report.id or 0))
             for r in rows
         ]
         resp = respond(fmt, "service_requests", "request", items)
@@ -201,7 +206,12 @@ class Open311:
             "request",
             [
                 request_dict(
-                    self.city, row, caller, self.deadline, deadlines.get(row.report.id or 0)
+                    self.city,
+                    row,
+                    caller,
+                    self.deadline,
+                    self._gettext(caller),
+                    deadlines.get(row.report.id or 0),
                 )
             ],
         )

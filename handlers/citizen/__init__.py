@@ -7,6 +7,7 @@ registers them all.
 
 from __future__ import annotations
 
+from handlers import help as helptext
 from handlers.citizen import flow, mine, places
 from handlers.core import Ctx, Registry
 from handlers.events import Choice
@@ -30,20 +31,19 @@ def cmd_start(ctx: Ctx) -> None:
 
 
 def cmd_help(ctx: Ctx) -> None:
+    """The commands of the person's roles (in a group: those that work there). Staff also get
+    their Telegram menu again, in case it went missing."""
     _ = ctx.gettext
-    ctx.reply(
-        _(
-            "What I can do:\n"
-            "/lapor – report a problem\n"
-            "/laporanku – your reports and their status\n"
-            "/status CODE – one report with its history\n"
-            "/batal – cancel what you are doing\n"
-            "/bahasa – change language\n"
-            "/bantuan – this help\n\n"
-            "Tip: just send a photo or your location to start a report."
-        ),
-        main_menu(_),
-    )
+    assert ctx.person.id is not None
+    roles = helptext.roles_of(ctx.repo.staff(ctx.person.id))
+    group = ctx.event.chat_type == "group"
+    text = helptext.help_text(_, roles, ctx.event.channel, group=group)
+    if group:
+        ctx.reply(text)
+        return
+    ctx.reply(text, main_menu(_))
+    if roles != {helptext.CITIZEN}:
+        ctx.out += helptext.menu_messages(ctx.repo, ctx.svc.i18n, ctx.person.id)
 
 
 def cmd_cancel(ctx: Ctx) -> None:
@@ -71,6 +71,9 @@ def on_language(ctx: Ctx) -> None:
         return
     ctx.repo.set_language(ctx.person, code)
     ctx.reply(ctx.gettext("Language set to English."))
+    assert ctx.person.id is not None
+    if ctx.repo.staff(ctx.person.id) is not None:  # their menu, in the new language
+        ctx.out += helptext.menu_messages(ctx.repo, ctx.svc.i18n, ctx.person.id)
 
 
 def on_menu(ctx: Ctx) -> None:
@@ -120,9 +123,9 @@ def register(reg: Registry) -> None:
             "status": mine.cmd_status,
             "batal": cmd_cancel,
             "bahasa": cmd_language,
-            "bantuan": cmd_help,
         }
     )
+    reg.command("bantuan", group=True)(cmd_help)
     reg.command_aliases.update(
         {
             "help": "bantuan",

@@ -1,10 +1,16 @@
 """The citizen's report flow (step names are stored in the database)::
 
     report.category -> report.description -> report.location -> report.photo -> report.review
-                                              |  typed place      (<= 3 photos     Kirim -> ticket
-                                              v                  or "Lewati")  Ubah -> report.edit
-                                    report.place_confirm                           Batal -> cleared
+                                              |  typed place  |   (a photo, or    Kirim -> ticket
+                                              v               |    "Lewati")      + photo (≤ 3)
+                                    report.place_confirm      v                   Ubah -> edit
+                                     a similar report nearby: dup.choose          Batal -> cleared
     report.edit: pick a field; it is asked again, then the review card comes back.
+    dup.choose (handlers/feedback.py): as soon as category and place are known, an open report
+    of the same kind nearby is offered for support; "no" goes on with the report.
+
+Six taps from /lapor to a ticket with GPS and photo: /lapor, category, description, location,
+photo, Kirim (the review card follows the photo; "📷 Add a photo" there for more).
 
 Whatever is already in the draft is skipped (a photo or location sent outside a report starts
 one with it filled in). Any step: /batal leaves, unknown input gets that step's hint.
@@ -16,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from handlers.cards import contact_parts
 from handlers.citizen import places
 from handlers.core import Ctx
 from handlers.events import Choice
@@ -40,9 +47,12 @@ def new_draft() -> dict[str, Any]:
 def ask_next(ctx: Ctx, data: dict[str, Any]) -> None:
     """Ask for the first thing the draft lacks; with nothing missing, show the review card."""
     _ = ctx.gettext
+    has_place = data.get("lat") is not None or bool(data.get("kode_kel"))
     if not data.get("category"):
         ctx.set_state("report.category", data)
         ctx.reply(*category_prompt(ctx, data))
+    elif has_place and _place_taken_over(ctx, data):
+        return  # e.g. a similar report nearby: offered before anything more is typed
     elif not data.get("description"):
         ctx.set_state("report.description", data)
         ctx.reply(
@@ -50,7 +60,7 @@ def ask_next(ctx: Ctx, data: dict[str, Any]) -> None:
                 min=MIN_DESC
             )
         )
-    elif data.get("lat") is None and not data.get("kode_kel"):
+    elif not has_place:
         ctx.set_state("report.location", data)
         ctx.reply(
             _(
@@ -60,27 +70,25 @@ def ask_next(ctx: Ctx, data: dict[str, Any]) -> None:
             ask_location=True,
             location_label=_("📍 Share location"),
         )
-    elif not data.get("photos_done") and len(data.get("photos") or []) < MAX_PHOTOS:
+    elif not data.get("photos_done") and not data.get("photos"):
         ctx.set_state("report.photo", data)
-        n = len(data.get("photos") or [])
-        if n == 0:
-            ctx.reply(
-                _("Send a photo of the problem (up to {max}), or press Skip.").format(
-                    max=MAX_PHOTOS
-                ),
-                (Choice("ph:done", _("⏭️ Skip")),),
-                remove_keyboard=True,
-            )
-        else:
-            ctx.reply(
-                _("Photo {n} of {max} saved. Send another one, or press Continue.").format(
-                    n=n, max=MAX_PHOTOS
-                ),
-                (Choice("ph:done", _("➡️ Continue")),),
-            )
+        ctx.reply(
+            _("Send a photo of the problem (up to {max}), or press Skip.").format(max=MAX_PHOTOS),
+            (Choice("ph:done", _("⏭️ Skip")),),
+            remove_keyboard=True,
+        )
     else:
         ctx.set_state("report.review", data)
         ctx.reply(*review_card(ctx, data))
+
+
+def _place_taken_over(ctx: Ctx, data: dict[str, Any]) -> bool:
+    """Once what and where are known: the hooks that look at the place (the duplicate offer)
+    may take over the conversation; each looks once per place."""
+    if not data.get("category") or data.get("place_checked"):
+        return False
+    data["place_checked"] = True
+    return any(check(ctx, data) for check in ctx.svc.hooks.after_place)
 
 
 def category_prompt(ctx: Ctx, data: dict[str, Any]) -> tuple[str, tuple[Choice, ...]]:
@@ -217,10 +225,9 @@ def _step_place_confirm(ctx: Ctx, data: dict[str, Any]) -> None:
 def _step_photo(ctx: Ctx, data: dict[str, Any]) -> None:
     _ = ctx.gettext
     ev = ctx.event
-    if ev.kind == "photo":
+    if ev.kind == "photo":  # straight on to the review card, which can add more
         if add_photo(ctx, data):
-            if len(data["photos"]) >= MAX_PHOTOS:
-                data["photos_done"] = True
+            data["photos_done"] = True
             ask_next(ctx, data)
         return
     if ev.kind == "choice" and ev.choice == "ph:done":
@@ -255,9 +262,14 @@ def review_card(ctx: Ctx, data: dict[str, Any]) -> tuple[str, tuple[Choice, ...]
     if anonymous:
         text += "\n\n" + _("🕶️ Anonymous: officers will not see who you are.")
     elif ctx.person.share_contact:
-        text += "\n\n" + _("📇 Officers may see your name and contact to follow up.")
+        shared = contact_parts(ctx.person, ctx.repo.identities_of(ctx.person.id))
+        text += "\n\n" + _("📇 Officers will see your contact to follow up: {contact}").format(
+            contact=" · ".join(shared) or "-"
+        )
+    more = len(data.get("photos") or []) < MAX_PHOTOS
     return text, (
         Choice("rv:send", _("✅ Send")),
+        *((Choice("ph:more", _("📷 Add a photo")),) if more else ()),
         Choice("rv:edit", _("✏️ Change")),
         Choice("rv:anon", _("👤 Show my identity") if anonymous else _("🕶️ Send anonymously")),
         Choice(
@@ -292,6 +304,9 @@ def _step_review(ctx: Ctx, data: dict[str, Any]) -> None:
         ctx.clear_state()
         ctx.reply(_("Cancelled. Nothing was sent."), main_menu(_))
         return
+    if ev.kind == "choice" and ev.choice == "ph:more":
+        ctx.reply(_("Send the photo now (up to {max} in all).").format(max=MAX_PHOTOS))
+        return
     if ev.kind == "choice" and ev.choice == "rv:edit":
         ctx.set_state("report.edit", data)
         ctx.reply(
@@ -314,11 +329,13 @@ def _step_edit(ctx: Ctx, data: dict[str, Any]) -> None:
     what = (ev.choice or "").partition(":")[2] if ev.kind == "choice" else ""
     if what == "category":
         data["category"] = None
+        data["place_checked"] = data["dup_checked"] = False
     elif what == "description":
         data["description"] = None
     elif what == "location":
         for k in ("lat", "lon", "kode_kel", "nama_kel", "kode_kec", "nama_kec", "place_text"):
             data[k] = None
+        data["place_checked"] = data["dup_checked"] = False  # a new place: look again
     elif what == "photos":
         data["photos"] = []
         data["photos_done"] = False

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from handlers.cards import place_line
 from handlers.core import Ctx
+from handlers.history import history_lines
 from handlers.labels import (
-    EVENT_LABELS,
     category_label,
+    example_code,
     local_time,
     main_menu,
     opd_label,
@@ -36,7 +38,11 @@ def cmd_status(ctx: Ctx) -> None:
     _ = ctx.gettext
     code = (ctx.event.args or "").strip().split(" ")[0].upper()[:24]
     if not code:
-        ctx.reply(_("Please write the ticket number, for example: /status PLU-2611-0042"))
+        ctx.reply(
+            _("Please write the ticket number, for example: /status {code}").format(
+                code=example_code(ctx.svc)
+            )
+        )
         return
     report = ctx.repo.report_by_code(code)
     if report is None or not can_see_report(ctx, report):
@@ -52,6 +58,7 @@ def can_see_report(ctx: Ctx, report: Report) -> bool:
 
 
 def status_card(ctx: Ctx, report: Report) -> str:
+    """What, where, who handles it, and every public step with its local time."""
     _ = ctx.gettext
     assert report.id is not None
     lines = [
@@ -59,22 +66,19 @@ def status_card(ctx: Ctx, report: Report) -> str:
         _("Category: {category}").format(
             category=category_label(ctx.svc.city, report.category, ctx.lang)
         ),
+        place_line(_, ctx.svc, report),
         _("Status: {status}").format(status=status_label(_, report.status)),
         _("Handled by: {opd}").format(opd=opd_label(ctx.svc.city, report.opd)),
         "",
+        report.description,
+        "",
         _("History:"),
     ]
-    for ev in ctx.repo.events(report.id):
-        line = f"• {local_time(ctx, ev.created_at, ctx.lang)} – "
-        if ev.kind == "created":
-            line += _("report received")
-        elif ev.kind in EVENT_LABELS:
-            line += _(EVENT_LABELS[ev.kind])
-        elif ev.status_to:
-            line += status_label(_, ev.status_to)
-        else:
-            line += ev.kind
-        if ev.note:
-            line += f": {ev.note}"
-        lines.append(line)
+    lines += history_lines(
+        _,
+        ctx.repo.events(report.id),
+        tz=ctx.svc.city.city.timezone,
+        lang=ctx.lang,
+        view="citizen",
+    )
     return "\n".join(lines)

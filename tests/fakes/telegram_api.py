@@ -1120,6 +1120,33 @@ async def _edit_message_text(api: FakeBotAPI, p: dict[str, Any]) -> Any:
         return json.loads(json.dumps(msg))
 
 
+async def _edit_message_caption(api: FakeBotAPI, p: dict[str, Any]) -> Any:
+    caption = str(p.get("caption") or "")
+    if _text_len(caption) > 1024:
+        raise bad_request("MESSAGE_CAPTION_TOO_LONG")
+    markup = p.get("reply_markup")
+    api._validate_markup(markup)
+    with api._lock:
+        msg = api._find_own_message(p, "edit")
+        if "text" in msg:
+            raise bad_request("there is no caption in the message to edit")
+        if msg.get("caption", "") == caption and msg.get("reply_markup") == markup:
+            raise bad_request(
+                "message is not modified: specified new message content and reply markup "
+                "are exactly the same as a current content and reply markup of the message"
+            )
+        if caption:
+            msg["caption"] = caption
+        else:
+            msg.pop("caption", None)
+        if markup and "inline_keyboard" in markup:
+            msg["reply_markup"] = markup
+        else:
+            msg.pop("reply_markup", None)
+        msg["edit_date"] = int(time.time())
+        return json.loads(json.dumps(msg))
+
+
 async def _edit_message_reply_markup(api: FakeBotAPI, p: dict[str, Any]) -> Any:
     markup = p.get("reply_markup")
     api._validate_markup(markup)
@@ -1227,6 +1254,7 @@ _HANDLERS: dict[str, Callable[[FakeBotAPI, dict[str, Any]], Any]] = {
         "sendMessage": _send_message,
         "sendPhoto": _send_photo,
         "editMessageText": _edit_message_text,
+        "editMessageCaption": _edit_message_caption,
         "editMessageReplyMarkup": _edit_message_reply_markup,
         "answerCallbackQuery": _answer_callback_query,
         "setMyCommands": _set_my_commands,
@@ -1243,7 +1271,8 @@ _CANONICAL = {
     n.lower(): n
     for n in (
         "getMe getUpdates setWebhook deleteWebhook getWebhookInfo sendMessage sendPhoto "
-        "editMessageText editMessageReplyMarkup answerCallbackQuery setMyCommands getMyCommands "
+        "editMessageText editMessageCaption editMessageReplyMarkup answerCallbackQuery "
+        "setMyCommands getMyCommands "
         "deleteMyCommands sendChatAction deleteMessage getFile close logOut"
     ).split()
 }

@@ -92,7 +92,7 @@
     const status = r.extended_status;
     const history = el("ol", {});
     for (const n of r.notes || []) {
-      const what = n.type === "created" ? t("report received") : (n.extended_status ? statusLabel(n.extended_status) : n.type);
+      const what = n.label || (n.extended_status ? statusLabel(n.extended_status) : t("report received"));
       history.append(el("li", {}, fmtTime(n.datetime) + " – " + what + (n.description ? ": " + n.description : "")));
     }
     const photos = el("div", { class: "photos" });
@@ -105,7 +105,7 @@
       el("p", {}, r.description || ""),
       el("p", {}, el("strong", {}, t("Place") + ": "), r.address || "–"),
       el("p", {}, el("strong", {}, t("Handled by") + ": "), r.agency_responsible || "–"),
-      r.expected_datetime ? el("p", {}, el("strong", {}, t("Expected by") + ": "), fmtTime(r.expected_datetime)) : null,
+      r.expected_datetime ? el("p", {}, el("strong", {}, t("Expected by") + ": "), fmtTime(r.expected_datetime)) : "",
       photos,
       el("h3", {}, t("Status history")),
       history,
