@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 from handlers.events import MAX_TEXT, PRIORITY_REPLY, Choice, Inbound, Outgoing, Reply
 from handlers.services import Services
 from handlers.style import command_text
-from handlers.text import Gettext
+from handlers.text import N_, Gettext
 from storage.alert_repo import AlertRepo
 from storage.repo import Repo
 from storage.unit import UnitOfWork
@@ -209,7 +209,7 @@ class Core(Generic[K]):
         )
         lang = self.svc.i18n.lang(person.language)
         text = self.svc.i18n.gettext(
-            lang, "Sorry, something went wrong on our side. Please try again."
+            lang, N_("Sorry, something went wrong on our side. Please try again.")
         )
         uow.send(
             [
