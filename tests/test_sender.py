@@ -12,7 +12,7 @@ from sqlmodel import select
 from bot.channels.base import OutboundMessage, RateLimits, SendResult
 from bot.sender import Pacer, Sender
 from handlers.events import PRIORITY_ANNOUNCEMENT, PRIORITY_WARNING, Outgoing, Reply
-from storage.db import Database
+from storage.db import Database, utcnow
 from storage.models import OutboxItem
 from storage.repo import Repo
 
@@ -187,9 +187,10 @@ async def test_server_errors_back_off_and_permanent_errors_fail(sqlite_url: str)
 
 async def test_rows_in_flight_at_a_crash_are_sent_again(sqlite_url: str) -> None:
     db = Database(sqlite_url)
-    ids = [enqueue(db, f"c{i}", f"m{i}") for i in range(3)]
-    with db.session() as s:
-        Repo(s).outbox_claim(ids[:2])  # the process died after claiming two
+    for i in range(3):
+        enqueue(db, f"c{i}", f"m{i}")
+    with db.session() as s:  # the process (slot 0) died after claiming two
+        assert len(Repo(s).outbox_take(utcnow(), channels=["telegram"], limit=2, slot=0)) == 2
     t = FakeTransport()
     sender = Sender(db, {"telegram": t})
     await run_until(sender, lambda: len(t.sent) == 3)

@@ -42,7 +42,7 @@ from aiogram.types import (
 )
 from aiohttp import ClientError, web
 
-from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
+from bot.channels.base import InboxSink, OutboundMessage, PaidLane, RateLimits, SendResult
 from bot.config import Settings
 from bot.media import MediaError, MediaStore
 from bot.runtime import retry_delay
@@ -115,6 +115,20 @@ def pinned_response_types() -> tuple[type, ...]:
         tg.SetWebhook,
     )
     return tuple(Response[m.__returning__] for m in methods)  # type: ignore[name-defined]
+
+
+PAID_BROADCAST_STARS = 0.1  # a message sent with allow_paid_broadcast (Bot API 7.11)
+
+
+def paid_lane(settings: Settings) -> PaidLane | None:
+    """Paid broadcasts for warnings, when switched on (off by default: they cost Stars)."""
+    if not settings.telegram_paid_broadcast:
+        return None
+    return PaidLane(
+        limits=RateLimits(settings.telegram_paid_rate, settings.telegram_rate_per_chat),
+        price=PAID_BROADCAST_STARS,
+        budget=settings.telegram_paid_stars_budget,
+    )
 
 
 class JsonSession(AiohttpSession):
@@ -205,10 +219,13 @@ class JsonSession(AiohttpSession):
 class TelegramTransport:
     channel = "telegram"
 
-    def __init__(self, bot: Bot, media: MediaStore, limits: RateLimits) -> None:
+    def __init__(
+        self, bot: Bot, media: MediaStore, limits: RateLimits, paid_lane: PaidLane | None = None
+    ) -> None:
         self.bot = bot
         self.media = media
         self.limits = limits
+        self.paid_lane = paid_lane  # paid broadcasts: a message marked `paid` goes with the flag
 
     async def send(self, msg: OutboundMessage) -> SendResult:
         reply = msg.reply
@@ -227,6 +244,7 @@ class TelegramTransport:
                             "photo": photo,
                             "caption": reply.text[:1024] or None,
                             "reply_markup": markup,
+                            "allow_paid_broadcast": msg.paid or None,
                         }
                     )
                 )
@@ -234,6 +252,8 @@ class TelegramTransport:
                 body: dict[str, Any] = {"chat_id": msg.address, "text": reply.text[:4096]}
                 if markup is not None:
                     body["reply_markup"] = markup
+                if msg.paid:  # Bot API 7.11: up to 1,000 msg/s, 0.1 Star each
+                    body["allow_paid_broadcast"] = True
                 result = await self.call(tg.SendMessage, body)
                 return SendResult(status="sent", message_id=str(result["message_id"]))
         except TelegramRetryAfter as exc:
@@ -288,6 +308,7 @@ class TelegramChannel:
             self.bot,
             media,
             RateLimits(settings.telegram_rate_global, settings.telegram_rate_per_chat),
+            paid_lane(settings),
         )
         self._response_types = pinned_response_types()
         self.username: str | None = None

@@ -20,12 +20,11 @@ its Bearer header.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import httpx
 from aiohttp import web
@@ -59,18 +58,9 @@ RATE_MARGIN = 0.97
 # changed), and the "user opened the chat" ping.
 SILENT_TYPES = frozenset({"reaction", "system", "request_welcome", "ephemeral"})
 
-T = TypeVar("T")
-LastInboundAt = Callable[[int], Awaitable[datetime | None] | datetime | None]
-
 
 class Translator(Protocol):
     def gettext(self, code: str | None, msgid: str) -> str: ...
-
-
-async def _maybe_await(value: Awaitable[T] | T) -> T:
-    if inspect.isawaitable(value):
-        return await value
-    return value
 
 
 # --------------------------------------------------------------------------- HTTP plumbing
@@ -163,7 +153,6 @@ class WhatsAppTransport:
         api: GraphAPIAsync | None,
         settings: Settings,
         translator: Translator,
-        last_inbound_at: LastInboundAt,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.api = api
@@ -176,18 +165,19 @@ class WhatsAppTransport:
         }
         self.template_lang = settings.whatsapp_template_lang
         self.translator = translator
-        self.last_inbound_at = last_inbound_at
         self.clock = clock
         # Meta counts arrivals, and request timing jitters by tens of ms: keep a few messages
         # per second of margin on top of the sender's own safety factor (0.97 · 0.97 ≈ 0.94).
         self.limits = RateLimits(settings.whatsapp_rate * RATE_MARGIN, 0)
         self._uploaded: dict[str, tuple[str, datetime]] = {}  # sha256 → (media id, when)
 
-    async def window_open(self, identity_id: int | None) -> bool | None:
-        """True/False for inside/outside the 24 h customer-service window; None if unknown."""
-        if identity_id is None:
+    def window_open(self, msg: OutboundMessage) -> bool | None:
+        """True/False for inside/outside the 24 h customer-service window; None if unknown.
+        The identity's last message to us comes with the row (read with the sender's claim),
+        so a send costs no transaction of its own."""
+        if msg.identity_id is None:
             return None
-        last = await _maybe_await(self.last_inbound_at(identity_id))
+        last = msg.last_inbound_at
         if last is None:
             return False
         if last.tzinfo is None:
@@ -199,7 +189,7 @@ class WhatsAppTransport:
             return SendResult("failed", error="whatsapp not configured")
         template = self.templates.get(msg.kind)
         try:
-            if await self.window_open(msg.identity_id) is False:
+            if self.window_open(msg) is False:
                 if template:
                     return await self._send_template(msg, template)
                 return SendResult("failed", error="outside_24h_window")
@@ -328,7 +318,6 @@ class WhatsAppChannel:
         self,
         settings: Settings,
         i18n: Translator,
-        last_inbound_at: LastInboundAt,
         on_status: StatusCallback,
         known_commands: Iterable[str],
         *,
@@ -340,7 +329,7 @@ class WhatsAppChannel:
         self._http = make_graph_client(settings.whatsapp_api_base)
         self._wa = make_pywa(settings, self._http)
         api = self._wa.api if settings.whatsapp_token else None
-        self.transport = WhatsAppTransport(api, settings, i18n, last_inbound_at)
+        self.transport = WhatsAppTransport(api, settings, i18n)
         store = media or MediaStore(settings.media_dir, settings.max_photo_bytes)
         self.media = MediaFetcher(api, store)
         secret = settings.whatsapp_app_secret

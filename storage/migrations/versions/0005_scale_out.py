@@ -1,0 +1,46 @@
+"""scale out: several processes share the inbox and the outbox (issue 14).
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+OPEN_ROWS = sa.text("state IN ('pending', 'sending')")
+OPEN_ITEMS = sa.text("processed_at IS NULL")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("claimed_by", sa.Integer(), nullable=True))
+        batch_op.add_column(
+            sa.Column("paid", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+    op.create_index(
+        "ix_outbox_open_chat",
+        "outbox",
+        ["channel", "address"],
+        postgresql_where=OPEN_ROWS,
+        sqlite_where=OPEN_ROWS,
+    )
+    op.create_index(
+        "ix_inbox_open_sender",
+        "inbox",
+        ["channel", "sender_key", "id"],
+        postgresql_where=OPEN_ITEMS,
+        sqlite_where=OPEN_ITEMS,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_inbox_open_sender", table_name="inbox")
+    op.drop_index("ix_outbox_open_chat", table_name="outbox")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("paid")
+        batch_op.drop_column("claimed_by")
