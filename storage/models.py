@@ -161,7 +161,8 @@ class InboxItem(SQLModel, table=True):
 class OutboxItem(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_due", "state", "priority", "id"),
+        # The claim: pending rows of a channel in priority, then age, order (storage/outbox.py).
+        Index("ix_outbox_due", "state", "channel", "priority", "id"),
         # A chat's open rows: one in flight per chat, across processes (storage/outbox.py).
         Index(
             "ix_outbox_open_chat",

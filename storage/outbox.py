@@ -124,7 +124,7 @@ _BLOCKER = core_select(_B.c.id).where(
         _B.c.priority < _C.c.priority,
         and_(_B.c.priority == _C.c.priority, _B.c.id < _C.c.id),
     ),
-)
+).offset(0)  # not pulled up into a join: an index lookup per candidate, whatever the statistics
 _CLAIMABLE = (
     core_select(_C.c.id)
     .where(

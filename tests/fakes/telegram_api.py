@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import math
@@ -91,6 +92,11 @@ BUTTON_KINDS = frozenset(
     }
 )
 COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+#: sendMessage/sendPhoto with `allow_paid_broadcast` (Bot API 7.11): up to 1,000 messages a
+#: second overall, ignoring the free broadcast limit, for 0.1 Star each; 1 a second per chat
+#: still holds.  (The two lanes are counted apart: free sends never wait for paid ones.)
+PAID_RATE = 1000.0
+PAID_STARS = 0.1
 PHOTO_SIDES = (90, 320, 800, 1280)
 
 
@@ -150,6 +156,7 @@ class Stats:
     n_403: int = 0
     n_injected: int = 0
     sent_total: int = 0
+    paid_total: int = 0  # sent with allow_paid_broadcast: 0.1 Star each
     send_times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def max_in_window(self, chat_id: str | int | None = None, window: float = 1.0) -> int:
@@ -165,12 +172,19 @@ class Stats:
             best = max(best, hi - lo + 1)
         return best
 
+    @property
+    def stars_spent(self) -> float:
+        """Stars the bot's balance paid for paid broadcasts (0.1 a message, Bot API 7.11)."""
+        return round(self.paid_total * PAID_STARS, 1)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "n_429": self.n_429,
             "n_403": self.n_403,
             "n_injected": self.n_injected,
             "sent_total": self.sent_total,
+            "paid_total": self.paid_total,
+            "stars_spent": self.stars_spent,
             "send_times": {k: list(v) for k, v in self.send_times.items()},
         }
 
@@ -221,6 +235,7 @@ class FakeBotAPI:
         *,
         rate_global: float = 0,
         rate_per_chat: float = 0,
+        rate_paid: float = PAID_RATE,
         delay: float = 0.0,
         strict_chats: bool = False,
         bot_username: str = "lapor_warga_test_bot",
@@ -230,7 +245,15 @@ class FakeBotAPI:
         self.token = token
         self.rate_global = rate_global
         self.rate_per_chat = rate_per_chat
+        self.rate_paid = rate_paid
         self.delay = delay
+        # Webhook mode behind a load balancer: updates go round-robin to these URLs (several
+        # bot processes) instead of the one URL the bot set; see `deliver_to`.
+        self.webhook_targets: list[str] = []
+        self._delivery: asyncio.Task[None] | None = None
+        self._delivery_wake: asyncio.Event | None = None
+        self.delivered: list[tuple[str, int]] = []  # (target URL, update_id) accepted
+        self._webhook_secret: str | None = None
         self.strict_chats = strict_chats
         self.host = host
         self.port = port
@@ -275,6 +298,7 @@ class FakeBotAPI:
             self._blocked: set[str] = set()
             self._fail_queue: deque[tuple[int, str]] = deque()
             self._global_times: deque[float] = deque()
+            self._paid_times: deque[float] = deque()
             self._chat_times: dict[str, deque[float]] = defaultdict(deque)
             self.stats = Stats()
 
@@ -516,6 +540,56 @@ class FakeBotAPI:
             await resp.read()
             return resp.status
 
+    def deliver_to(self, urls: list[str], secret_token: str | None = None) -> None:
+        """Be Telegram in webhook mode behind a load balancer: updates pushed (and those
+        queued) are POSTed one at a time, in order, to `urls` in turn (one per bot process),
+        with the secret the bot set.  One that is not answered 200 is offered to the next
+        URL, like Telegram retrying.  Call after `start`."""
+        with self._lock:
+            self.webhook_targets = list(urls)
+            self._webhook_secret = secret_token
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._start_delivery)
+
+    def _start_delivery(self) -> None:
+        if self._delivery is None or self._delivery.done():
+            self._delivery_wake = asyncio.Event()
+            self._delivery = asyncio.get_running_loop().create_task(self._deliver_loop())
+
+    async def _deliver_loop(self) -> None:
+        assert self._delivery_wake is not None
+        turn = 0
+        async with ClientSession(timeout=ClientTimeout(total=10)) as session:
+            while not self._closing:
+                with self._lock:
+                    update = self._updates[0] if self._updates else None
+                    targets = list(self.webhook_targets)
+                    secret = self._webhook_secret or self.webhook.get("secret_token")
+                if update is None or not targets:
+                    self._delivery_wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._delivery_wake.wait(), timeout=0.5)
+                    continue
+                url = targets[turn % len(targets)]
+                turn += 1
+                headers = {"Content-Type": "application/json"}
+                if secret:
+                    headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+                try:
+                    async with session.post(url, data=json.dumps(update), headers=headers) as r:
+                        await r.read()
+                        ok = r.status == 200
+                except Exception:
+                    ok = False
+                if not ok:
+                    await asyncio.sleep(0.05)
+                    continue
+                with self._lock:
+                    if self._updates and self._updates[0] is update:
+                        self._updates.pop(0)
+                    self.delivered.append((url, int(update["update_id"])))
+                    self._cond.notify_all()
+
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> FakeBotAPI:
         app = web.Application(client_max_size=60 * 1024 * 1024)
@@ -536,6 +610,10 @@ class FakeBotAPI:
 
     async def close(self) -> None:
         self._closing = True
+        if self._delivery is not None:
+            self._delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._delivery
         for fut in list(self._pollers):
             if not fut.done():
                 fut.set_result(None)
@@ -598,6 +676,8 @@ class FakeBotAPI:
             for fut in list(self._pollers):
                 if not fut.done():
                     fut.set_result(None)
+            if self._delivery_wake is not None:
+                self._delivery_wake.set()
 
         try:
             loop.call_soon_threadsafe(wake)
@@ -708,6 +788,9 @@ class FakeBotAPI:
     async def _ctl_stats(self, request: web.Request) -> web.Response:
         with self._lock:
             out = self.stats.as_dict()
+            if request.query.get("light"):  # counters only (cheap to poll during a run)
+                out.pop("send_times")
+                return web.json_response(out)
             counts: dict[str, int] = defaultdict(int)
             for c in self._calls:
                 counts[c.method] += 1
@@ -735,8 +818,10 @@ class FakeBotAPI:
             return {"id": cid, "first_name": f"User {cid}", "type": "private"}
         return {"id": cid, "title": f"Group {abs(cid)}", "type": "group"}
 
-    def _check_send(self, method: str, chat_key: str) -> None:
-        """Blocked chat, injected failures and rate limits, in that order (lock held)."""
+    def _check_send(self, method: str, chat_key: str, paid: bool = False) -> None:
+        """Blocked chat, injected failures and rate limits, in that order (lock held).
+        A paid send (allow_paid_broadcast) is held to the paid lane's rate instead of the
+        free one, and to the per-chat rate like any other."""
         if chat_key in self._blocked and method in BLOCKABLE_METHODS:
             self.stats.n_403 += 1
             raise ApiError(403, "Forbidden: bot was blocked by the user")
@@ -748,16 +833,21 @@ class FakeBotAPI:
             raise ApiError(status, desc)
         now = time.monotonic()
         wait = 0
-        if self.rate_global:
-            wait = _Window(self.rate_global).retry_after(self._global_times, now)
+        lane, rate = (
+            (self._paid_times, self.rate_paid) if paid else (self._global_times, self.rate_global)
+        )
+        if rate:
+            wait = _Window(rate).retry_after(lane, now)
         if self.rate_per_chat:
             times = self._chat_times[chat_key]
             wait = max(wait, _Window(self.rate_per_chat).retry_after(times, now))
         if wait:
             self.stats.n_429 += 1
             raise ApiError(429, f"Too Many Requests: retry after {wait}", {"retry_after": wait})
-        self._global_times.append(now)
+        lane.append(now)
         self._chat_times[chat_key].append(now)
+        if paid:
+            self.stats.paid_total += 1
 
     def _validate_markup(self, markup: Any) -> None:
         if markup is None:
@@ -863,6 +953,12 @@ def _int(params: dict[str, Any], key: str, default: int | None = None) -> int:
         return int(value)
     except (TypeError, ValueError) as exc:
         raise bad_request(f"invalid {key} specified") from exc
+
+
+def _flag(params: dict[str, Any], key: str) -> bool:
+    """A Boolean parameter as JSON (true) or form data ("true")."""
+    value = params.get(key)
+    return value is True or str(value).lower() in ("true", "1")
 
 
 def _text_len(text: str) -> int:
@@ -992,7 +1088,7 @@ async def _send_message(api: FakeBotAPI, p: dict[str, Any]) -> Any:
     api._validate_markup(p.get("reply_markup"))
     with api._lock:
         api._chat(chat_key)
-        api._check_send("sendMessage", chat_key)
+        api._check_send("sendMessage", chat_key, _flag(p, "allow_paid_broadcast"))
         content: dict[str, Any] = {"text": str(text)}
         if p.get("entities"):
             content["entities"] = p["entities"]
@@ -1022,7 +1118,7 @@ async def _send_photo(api: FakeBotAPI, p: dict[str, Any]) -> Any:
             sizes = api._register_photo(b"", strict=False)
         else:
             raise bad_request("wrong file identifier/HTTP URL specified")
-        api._check_send("sendPhoto", chat_key)
+        api._check_send("sendPhoto", chat_key, _flag(p, "allow_paid_broadcast"))
         if sizes is None:
             assert isinstance(photo, bytes)
             sizes = api._register_photo(photo, strict=True)
@@ -1195,6 +1291,7 @@ async def _serve(args: argparse.Namespace) -> None:
         args.token,
         rate_global=args.rate_global,
         rate_per_chat=args.rate_per_chat,
+        rate_paid=args.rate_paid,
         delay=args.delay,
         port=args.port,
     )
@@ -1213,6 +1310,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     parser.add_argument("--rate-global", type=float, default=0)
     parser.add_argument("--rate-per-chat", type=float, default=0)
+    parser.add_argument("--rate-paid", type=float, default=PAID_RATE)
     parser.add_argument("--delay", type=float, default=0)
     asyncio.run(_serve(parser.parse_args(argv)))
 

@@ -22,6 +22,11 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("paid", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+    # The claim walks one channel's pending rows in (priority, id) order and stops at its
+    # LIMIT: the channel goes into the index, before the order.
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_due")
+        batch_op.create_index("ix_outbox_due", ["state", "channel", "priority", "id"])
     op.create_index(
         "ix_outbox_open_chat",
         "outbox",
@@ -41,6 +46,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_inbox_open_sender", table_name="inbox")
     op.drop_index("ix_outbox_open_chat", table_name="outbox")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_due")
+        batch_op.create_index("ix_outbox_due", ["state", "priority", "id"])
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_column("paid")
         batch_op.drop_column("claimed_by")
