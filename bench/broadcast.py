@@ -123,7 +123,8 @@ def seed(url: str, n: int) -> list[int]:
     now = utcnow()
     chats = list(range(FIRST_CHAT, FIRST_CHAT + n))
     with db.session() as s:
-        s.execute(insert(Person), [{"language": "id", "created_at": now, "share_contact": False}] * n)
+        person = {"language": "id", "created_at": now, "share_contact": False}
+        s.execute(insert(Person), [person] * n)
         ids = list(s.execute(select(Person.id).order_by(Person.id)).scalars())
         s.execute(
             insert(ChannelIdentity),
@@ -236,6 +237,8 @@ def report(api: FakeProc, chats: list[int], limit: float, t0: float) -> dict[str
     span = (times[-1] - times[0]) if len(times) > 1 else float("nan")
     rate = (len(times) - 1) / span if span and span > 0 else float("nan")
     n_429 = int(stats["n_429"])
+    if os.environ.get("BENCH_SHOW_REFUSED"):
+        print(api._get("/_fake/refused")[:20], file=sys.stderr)
     requests = int(stats["sent_total"]) + n_429
     return {
         "sent": len(sent),

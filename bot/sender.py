@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 SAFETY = 0.97  # stay a little under the platform's ceiling so bursts never trip a 429
 WINDOW_MARGIN = 0.005  # seconds added to the dispatch window (clock and network jitter)
+JITTER = 0.04  # seconds of requests kept spare in the window (late arrivals bunch up)
 HORIZON = 0.25  # seconds of sending claimed ahead per channel (a warning waits behind this)
 MIN_DEPTH, UNPACED_DEPTH = 8, 64  # rows claimed ahead at least / for a channel without a limit
 FLUSH_DELAY = 0.004  # results wait this long for others to share their transaction
@@ -72,8 +73,12 @@ class Pacer:
         # cannot bunch requests past the platform's sliding window (Telegram: 30 in any 1 s).
         # One request under the platform's count per its window (30 per 1 s), so a request that
         # arrives a little late or early still fits: 29 per 1.005 s = 0.96 of the ceiling.
+        # Requests reach the platform up to tens of milliseconds late, some later than others,
+        # so more can land in one of its windows than left in one of ours: keep room for
+        # JITTER seconds of them (30/s: one, as above; 1,000/s: 960 in any 1.005 s).
         rate = limits.global_per_s
-        self.win_count = max(1, math.floor(rate) - 1) if rate else 0
+        spare = max(1, round(rate * JITTER))
+        self.win_count = max(1, math.floor(rate) - spare) if rate else 0
         self.win_span = max(1, math.floor(rate)) / rate + WINDOW_MARGIN if rate else 0.0
         self.dispatched: deque[float] = deque()
 

@@ -28,12 +28,16 @@ _INBOX_INSERT = _IN.insert()
 # processes never handle one item twice, nor two items of one sender at once or out of order.
 _C = _IN.alias("c")
 _E = _IN.alias("e")
-_EARLIER = core_select(_E.c.id).where(
-    _E.c.channel == _C.c.channel,
-    _E.c.sender_key == _C.c.sender_key,
-    text("e.processed_at IS NULL"),  # literal: the partial index ix_inbox_open_sender
-    _E.c.id < _C.c.id,
-).offset(0)  # not pulled up into a join: an index lookup per item, whatever the statistics
+_EARLIER = (
+    core_select(_E.c.id)
+    .where(
+        _E.c.channel == _C.c.channel,
+        _E.c.sender_key == _C.c.sender_key,
+        text("e.processed_at IS NULL"),  # literal: the partial index ix_inbox_open_sender
+        _E.c.id < _C.c.id,
+    )
+    .offset(0)
+)  # not pulled up into a join: an index lookup per item, whatever the statistics
 _TAKEABLE = (
     core_select(_C.c.id)
     .where(
@@ -42,10 +46,12 @@ _TAKEABLE = (
         ~exists(_EARLIER),
     )
     .with_for_update(of=_C, skip_locked=True)
+    .cte("take")  # run once (as `IN (subquery)` it might run again and skip other rows)
+    .prefix_with("MATERIALIZED")
 )
 _INBOX_TAKE_MANY = (
     update(_IN)
-    .where(_IN.c.id.in_(_TAKEABLE), _IN.c.processed_at.is_(None))
+    .where(_IN.c.id == _TAKEABLE.c.id, _IN.c.processed_at.is_(None))
     .values(processed_at=bindparam("b_now"))
     .returning(_IN.c.id)
 )

@@ -115,16 +115,20 @@ def write_outgoing(
 # still pending or sending.
 _C = _OUT.alias("c")
 _B = _OUT.alias("b")
-_BLOCKER = core_select(_B.c.id).where(
-    _B.c.channel == _C.c.channel,
-    _B.c.address == _C.c.address,
-    text("b.state IN ('pending', 'sending')"),  # literal: the partial index ix_outbox_open_chat
-    or_(
-        _B.c.state == "sending",
-        _B.c.priority < _C.c.priority,
-        and_(_B.c.priority == _C.c.priority, _B.c.id < _C.c.id),
-    ),
-).offset(0)  # not pulled up into a join: an index lookup per candidate, whatever the statistics
+_BLOCKER = (
+    core_select(_B.c.id)
+    .where(
+        _B.c.channel == _C.c.channel,
+        _B.c.address == _C.c.address,
+        text("b.state IN ('pending', 'sending')"),  # literal: the partial index ix_outbox_open_chat
+        or_(
+            _B.c.state == "sending",
+            _B.c.priority < _C.c.priority,
+            and_(_B.c.priority == _C.c.priority, _B.c.id < _C.c.id),
+        ),
+    )
+    .offset(0)
+)  # not pulled up into a join: an index lookup per candidate, whatever the statistics
 _CLAIMABLE = (
     core_select(_C.c.id)
     .where(
@@ -136,6 +140,10 @@ _CLAIMABLE = (
     .order_by(_C.c.priority, _C.c.id)
     .limit(bindparam("b_limit"))
     .with_for_update(of=_C, skip_locked=True)
+    # A CTE run once: as `IN (subquery)` PostgreSQL may run it again (and with SKIP LOCKED
+    # get other rows), so a claim could take more than its LIMIT.
+    .cte("claim")
+    .prefix_with("MATERIALIZED")
 )
 _LAST_INBOUND = (
     core_select(_IDENT.c.last_inbound_at)
@@ -154,7 +162,7 @@ _MORE = exists(
 ).label("more")
 _OUTBOX_TAKE = (
     update(_OUT)
-    .where(_OUT.c.id.in_(_CLAIMABLE), _OUT.c.state == "pending")
+    .where(_OUT.c.id == _CLAIMABLE.c.id, _OUT.c.state == "pending")
     .values(state="sending", claimed_by=bindparam("b_slot"))
     .returning(
         _OUT.c.id,

@@ -599,6 +599,7 @@ class FakeBotAPI:
         app.router.add_post("/_fake/text", self._ctl_text)
         app.router.add_get("/_fake/stats", self._ctl_stats)
         app.router.add_get("/_fake/sent", self._ctl_sent)
+        app.router.add_get("/_fake/refused", self._ctl_refused)
         app.router.add_post("/_fake/reset", self._ctl_reset)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -796,6 +797,22 @@ class FakeBotAPI:
                 counts[c.method] += 1
             out["calls"] = dict(counts)
             out["pending_updates"] = len(self._updates)
+        return web.json_response(out)
+
+    async def _ctl_refused(self, request: web.Request) -> web.Response:
+        """Calls answered with an error: method, chat, status, when, and the paid flag."""
+        with self._lock:
+            out = [
+                {
+                    "method": c.method,
+                    "chat_id": c.chat_id,
+                    "status": c.status,
+                    "at": c.at,
+                    "paid": _flag(c.params, "allow_paid_broadcast"),
+                }
+                for c in self._calls
+                if c.status != 200
+            ]
         return web.json_response(out)
 
     async def _ctl_sent(self, request: web.Request) -> web.Response:
