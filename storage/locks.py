@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
-from storage.db import Database, is_sqlite
+from storage.db import Database, is_sqlite, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class ProcessLocks:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.shared = not is_sqlite(db.engine)  # PostgreSQL: other processes may run too
+        self._engine: Engine | None = None
         self._conn: Connection | None = None
         self._mutex = threading.Lock()
         self.slot: int | None = None
@@ -52,7 +53,9 @@ class ProcessLocks:
 
     def _connection(self) -> Connection:
         if self._conn is None:
-            conn = self.db.engine.connect()
+            if self._engine is None:  # unpooled: closing it really ends the session
+                self._engine = make_engine(self.db.url, single_use=True)
+            conn = self._engine.connect()
             self._conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         return self._conn
 
@@ -120,3 +123,6 @@ class ProcessLocks:
     def close(self) -> None:
         with self._mutex:
             self._drop()
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
