@@ -49,7 +49,7 @@ HORIZON = 0.25  # seconds of sending claimed ahead per channel (a warning waits 
 MIN_DEPTH, UNPACED_DEPTH = 8, 64  # rows claimed ahead at least / for a channel without a limit
 FLUSH_DELAY = 0.004  # results wait this long for others to share their transaction
 POLL = 1.0  # seconds between claims when nothing woke us (retries coming due, other processes)
-SWEEP = 5.0  # seconds between checks for dead processes' rows and our own locks
+SWEEP = 1.0  # seconds between looks at the other processes (how many; rows of dead ones)
 LOG_EVERY = 10.0  # seconds between log lines about paid sends
 
 
@@ -59,15 +59,24 @@ class Pacer:
     def __init__(
         self, limits: RateLimits, safety: float = SAFETY, chats: dict[str, float] | None = None
     ) -> None:
-        self.global_gap = 1.0 / (limits.global_per_s * safety) if limits.global_per_s else 0.0
+        self.limits = limits
+        self.safety = safety
         self.chat_gap = 1.0 / (limits.per_chat_per_s * safety) if limits.per_chat_per_s else 0.0
+        self.next_global = 0.0
+        self.next_chat: dict[str, float] = {} if chats is None else chats  # shared by lanes
+        self.paused_until = 0.0
+        self.dispatched: deque[float] = deque()
+        self.share(1.0)
+
+    def share(self, fraction: float) -> None:
+        """Pace at `fraction` of the platform's rate: the processes sending with one token
+        share its ceiling (each takes 1 / how many hold a sender slot)."""
+        rate = self.limits.global_per_s * fraction
+        self.global_gap = 1.0 / (rate * self.safety) if rate else 0.0
         # A send that starts late (a busy loop, a slow commit) lets the next ones catch up, by
         # one gap at slow rates (30/s: never more than rate·safety + 2 in a second) and by up
         # to 20 ms at fast ones; the dispatch window below still holds the platform's count.
         self.credit = max(self.global_gap, min(0.02, 20 * self.global_gap))
-        self.next_global = 0.0
-        self.next_chat: dict[str, float] = {} if chats is None else chats  # shared by lanes
-        self.paused_until = 0.0
         # Dispatch gate: at most `win_count` requests leave in any `win_span` seconds, stamped
         # right before the request (not when the row was picked), so a slow claim or a busy loop
         # cannot bunch requests past the platform's sliding window (Telegram: 30 in any 1 s).
@@ -76,11 +85,9 @@ class Pacer:
         # Requests reach the platform up to tens of milliseconds late, some later than others,
         # so more can land in one of its windows than left in one of ours: keep room for
         # JITTER seconds of them (30/s: one, as above; 1,000/s: 960 in any 1.005 s).
-        rate = limits.global_per_s
         spare = max(1, round(rate * JITTER))
         self.win_count = max(1, math.floor(rate) - spare) if rate else 0
         self.win_span = max(1, math.floor(rate)) / rate + WINDOW_MARGIN if rate else 0.0
-        self.dispatched: deque[float] = deque()
 
     def wait_for(self, address: str, now: float) -> float:
         """Seconds until a message to `address` may go (0 = now)."""
@@ -213,6 +220,7 @@ class Sender:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_claim = 0.0
         self._last_sweep = 0.0
+        self.processes = 1  # processes sharing each platform's rate (live sender slots)
         self._paid_log: dict[str, tuple[float, int]] = {}  # channel → (last log, sent since)
 
     @property
@@ -265,8 +273,20 @@ class Sender:
 
     def _take_slot(self) -> tuple[int, int]:
         slot = self.locks.take_slot()
+        self._share(self.locks.live_slots())
         with self.db.session() as s:
             return slot, Repo(s).outbox_recover_inflight(slot)
+
+    def _share(self, processes: int) -> None:
+        """Each of `processes` senders paces at its share of every platform's rate."""
+        if processes == self.processes:
+            return
+        log.info("outbox: %d processes send; each at 1/%d of every rate", processes, processes)
+        self.processes = processes
+        for ch in self.channels.values():
+            for pacer in (ch.free, ch.paid):
+                if pacer is not None:
+                    pacer.share(1.0 / processes)
 
     # --- dispatching ------------------------------------------------------------------------
     def _dispatch(self) -> float:
@@ -456,6 +476,7 @@ class Sender:
             slot = self.locks.take_slot()
             log.warning("outbox: lock connection lost; now sender slot %d", slot)
             self.slot = slot
+        self._share(self.locks.live_slots())
         with self.db.session() as s:
             slots = Repo(s).outbox_inflight_slots()
         for other in slots:
@@ -545,6 +566,13 @@ class Sender:
         now = self.db.clock()
         sent = [(row.id, res.message_id) for row, res in batch if res.status == "sent"]
         repo.outbox_record(sent, now)  # one statement for the common case
+        # A chat's next message waits for the chat's gap, whichever process sends it.
+        holds = []
+        for row, res in batch:
+            gap = self.channels[row.channel].pacer(row).chat_gap
+            if res.status == "sent" and row.more and gap:
+                holds.append((row.channel, row.address, now + timedelta(seconds=gap)))
+        repo.outbox_hold_chats(holds)
         unpaid: dict[str, int] = {}  # paid sends that did not go: their reservation back
         for row, res in batch:
             outcome = _outcome(row, res)

@@ -37,6 +37,10 @@ MAX_SLOTS = 256
 _TRY = text("SELECT pg_try_advisory_lock(:ns, :key)")
 _UNLOCK = text("SELECT pg_advisory_unlock(:ns, :key)")
 _PING = text("SELECT 1")
+_LIVE = text(
+    "SELECT count(DISTINCT objid) FROM pg_locks "
+    "WHERE locktype = 'advisory' AND classid = :ns AND objsubid = 2 AND granted"
+)
 
 
 class ProcessLocks:
@@ -96,6 +100,14 @@ class ProcessLocks:
         with self._mutex:
             if self.shared and slot != self.slot:
                 self._connection().execute(_UNLOCK, {"ns": NAMESPACE_SLOT, "key": slot})
+
+    def live_slots(self) -> int:
+        """How many processes hold a sender slot now (they share each platform's rate)."""
+        if not self.shared:
+            return 1
+        with self._mutex:
+            live = self._connection().execute(_LIVE, {"ns": NAMESPACE_SLOT}).scalar()
+            return max(1, int(live or 0))
 
     def check(self) -> bool:
         """False if the lock connection was lost (and with it every lock): take them again."""

@@ -195,6 +195,17 @@ _OUTBOX_RELEASE = (
     .where(_OUT.c.id.in_(bindparam("b_ids", expanding=True)), _OUT.c.state == "sending")
     .values(state="pending", claimed_by=None, paid=False, next_attempt_at=bindparam("b_now"))
 )
+_OUTBOX_HOLD_CHAT = (
+    update(_OUT)
+    .where(
+        _OUT.c.channel == bindparam("b_channel"),
+        _OUT.c.address == bindparam("b_address"),
+        text("outbox.state IN ('pending', 'sending')"),  # the partial index ix_outbox_open_chat
+        _OUT.c.state == "pending",
+        _OUT.c.next_attempt_at < bindparam("b_until"),
+    )
+    .values(next_attempt_at=bindparam("b_until"))
+)
 _OUTBOX_SLOTS = (
     core_select(_OUT.c.claimed_by)
     .where(_OUT.c.state == "sending", _OUT.c.claimed_by.is_not(None))
@@ -299,6 +310,15 @@ class OutboxRepo(Store):
         """Claimed rows that were not sent (a clean stop): pending again, for anyone."""
         if ids:
             self._s.connection().execute(_OUTBOX_RELEASE, {"b_ids": list(ids), "b_now": now})
+
+    def outbox_hold_chats(self, chats: Sequence[tuple[str, str, datetime]]) -> None:
+        """(channel, address, until): the chat's next rows are not due before `until` (its
+        gap after the message just sent), whichever process claims them."""
+        if chats:
+            self._s.connection().execute(
+                _OUTBOX_HOLD_CHAT,
+                [{"b_channel": c, "b_address": a, "b_until": u} for c, a, u in chats],
+            )
 
     def outbox_inflight_slots(self) -> list[int]:
         """The sender slots that have rows `sending`."""

@@ -346,7 +346,8 @@ async def test_the_24h_window_comes_with_the_claimed_row(sqlite_url: str) -> Non
 # --- several processes on one PostgreSQL ----------------------------------------------------------
 async def test_two_senders_share_the_outbox_without_duplicates_or_reordering() -> None:
     """Two senders (two engines, two slots) on one PostgreSQL: every message once, each chat's
-    messages in order and never two at a time, both doing part of the work."""
+    messages in order, never two at a time and a chat's gap apart, the token's rate shared,
+    both doing part of the work."""
     with fresh_postgres() as url:
         upgrade(url)
         seed_db = Database(url)
@@ -368,7 +369,7 @@ async def test_two_senders_share_the_outbox_without_duplicates_or_reordering() -
                 chat_busy[msg.address] -= 1
                 return await super().send(msg)
 
-        t = Slow()
+        t = Slow(limits=RateLimits(150, 10))  # one token: both share 150/s, 10/s per chat
         dbs = [Database(url), Database(url)]
         senders = [Sender(d, {"telegram": t}, concurrency=8) for d in dbs]
         stop = asyncio.Event()
@@ -385,7 +386,13 @@ async def test_two_senders_share_the_outbox_without_duplicates_or_reordering() -
         for c in range(150):
             mine = [int(x[2][1:]) for x in t.sent if x[1] == f"chat{c}"]
             assert mine == sorted(mine)
+            at = [x[0] for x in t.sent if x[1] == f"chat{c}"]
+            assert all(b - a >= 0.09 for a, b in itertools.pairwise(at))  # the chat's gap
+        times = [x[0] for x in t.sent]
+        for i, start in enumerate(times):  # together never past the token's rate
+            assert sum(1 for u in times[i:] if u - start < 1.0) <= 150
         assert {s.slot for s in senders} == {0, 1}
+        assert {s.processes for s in senders} == {2}
         with seed_db.session() as s:
             rows = s.exec(select(OutboxItem)).all()
         by_slot = Counter(r.claimed_by for r in rows)
