@@ -437,9 +437,11 @@ class Sender:
             self._record_in(repo, batch)
             now = self.db.clock()
             for name, n in wants.items():
-                rows = repo.outbox_take(now, channels=[name], limit=n, slot=self.slot)
-                claimed[name] = rows
                 ch = self.channels[name]
+                rows = repo.outbox_take(
+                    now, channels=[name], limit=n, slot=self.slot, chat_gap=ch.free.chat_gap
+                )
+                claimed[name] = rows
                 lane = ch.paid_lane
                 if lane is None:
                     continue
@@ -531,8 +533,9 @@ class Sender:
                     paid[row.channel] = paid.get(row.channel, 0) + 1
                     last, since = self._paid_log.get(row.channel, (now, 0))
                     self._paid_log[row.channel] = (last, since + 1)
-                if row.more:
-                    ch.fresh = True  # the chat's next message may be claimed now
+                if row.more:  # the chat's next message may be claimed after its gap
+                    loop = asyncio.get_running_loop()
+                    loop.call_later(ch.free.chat_gap, self._freshen, ch)
             else:
                 ch.fresh = True  # a retry or a cancellation changed the queue
                 if outcome == "blocked":
@@ -543,6 +546,11 @@ class Sender:
                     self.stats.failed += 1
                     log.warning("outbox %s to %s failed: %s", row.id, row.channel, res.error)
         self._log_paid(now)
+        self._sync_wake.set()
+
+    def _freshen(self, ch: _Channel) -> None:
+        """Rows of `ch` may have become claimable: claim soon."""
+        ch.fresh = True
         self._sync_wake.set()
 
     def _log_paid(self, now: float) -> None:
@@ -566,13 +574,7 @@ class Sender:
         now = self.db.clock()
         sent = [(row.id, res.message_id) for row, res in batch if res.status == "sent"]
         repo.outbox_record(sent, now)  # one statement for the common case
-        # A chat's next message waits for the chat's gap, whichever process sends it.
-        holds = []
-        for row, res in batch:
-            gap = self.channels[row.channel].pacer(row).chat_gap
-            if res.status == "sent" and row.more and gap:
-                holds.append((row.channel, row.address, now + timedelta(seconds=gap)))
-        repo.outbox_hold_chats(holds)
+
         unpaid: dict[str, int] = {}  # paid sends that did not go: their reservation back
         for row, res in batch:
             outcome = _outcome(row, res)

@@ -171,6 +171,15 @@ class OutboxItem(SQLModel, table=True):
             postgresql_where=text("state IN ('pending', 'sending')"),
             sqlite_where=text("state IN ('pending', 'sending')"),
         ),
+        # A chat's last messages sent: its gap holds across processes (storage/outbox.py).
+        Index(
+            "ix_outbox_chat_sent",
+            "channel",
+            "address",
+            "sent_at",
+            postgresql_where=text("state = 'sent'"),
+            sqlite_where=text("state = 'sent'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

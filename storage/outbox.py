@@ -7,7 +7,7 @@ what the sender needs: due rows, claims, results, delivery receipts.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import BigInteger, String, and_, bindparam, exists, func, or_, text, update
@@ -129,6 +129,19 @@ _BLOCKER = (
     )
     .offset(0)
 )  # not pulled up into a join: an index lookup per candidate, whatever the statistics
+# ... nor was one sent to its chat since `b_recent` (now − the chat's gap: 1 msg/s per chat
+# holds across processes too, for rows written after that message went).
+_S = _OUT.alias("s")
+_RECENT = (
+    core_select(_S.c.id)
+    .where(
+        _S.c.channel == _C.c.channel,
+        _S.c.address == _C.c.address,
+        text("s.state = 'sent'"),  # literal: the partial index ix_outbox_chat_sent
+        _S.c.sent_at > bindparam("b_recent"),
+    )
+    .offset(0)
+)
 _CLAIMABLE = (
     core_select(_C.c.id)
     .where(
@@ -136,6 +149,7 @@ _CLAIMABLE = (
         _C.c.next_attempt_at <= bindparam("b_now"),
         _C.c.channel.in_(bindparam("b_channels", expanding=True)),
         ~exists(_BLOCKER),
+        ~exists(_RECENT),
     )
     .order_by(_C.c.priority, _C.c.id)
     .limit(bindparam("b_limit"))
@@ -194,17 +208,6 @@ _OUTBOX_RELEASE = (
     update(_OUT)
     .where(_OUT.c.id.in_(bindparam("b_ids", expanding=True)), _OUT.c.state == "sending")
     .values(state="pending", claimed_by=None, paid=False, next_attempt_at=bindparam("b_now"))
-)
-_OUTBOX_HOLD_CHAT = (
-    update(_OUT)
-    .where(
-        _OUT.c.channel == bindparam("b_channel"),
-        _OUT.c.address == bindparam("b_address"),
-        text("outbox.state IN ('pending', 'sending')"),  # the partial index ix_outbox_open_chat
-        _OUT.c.state == "pending",
-        _OUT.c.next_attempt_at < bindparam("b_until"),
-    )
-    .values(next_attempt_at=bindparam("b_until"))
 )
 _OUTBOX_SLOTS = (
     core_select(_OUT.c.claimed_by)
@@ -284,15 +287,26 @@ class OutboxRepo(Store):
         conn.execute(_OUTBOX_SENT, [{"b_id": i, "b_msg": m, "b_at": at} for i, m in sent])
 
     def outbox_take(
-        self, now: datetime, *, channels: Sequence[str], limit: int, slot: int
+        self,
+        now: datetime,
+        *,
+        channels: Sequence[str],
+        limit: int,
+        slot: int,
+        chat_gap: float = 0.0,
     ) -> list[DueMessage]:
         """Claim up to `limit` rows that may go now (pending → sending, `claimed_by` = the
-        sender's slot), by priority then age: at most one per chat, and only a chat's first
-        open row (see `_CLAIMABLE`).  One statement; rows other processes hold are skipped."""
-        rows = self._s.connection().execute(
-            _OUTBOX_TAKE,
-            {"b_now": now, "b_channels": list(channels), "b_limit": limit, "b_slot": slot},
-        )
+        sender's slot), by priority then age: at most one per chat, only a chat's first open
+        row, and none to a chat sent to in the last `chat_gap` seconds (see `_CLAIMABLE`).
+        One statement; rows other processes hold are skipped."""
+        params = {
+            "b_now": now,
+            "b_recent": now - timedelta(seconds=chat_gap),
+            "b_channels": list(channels),
+            "b_limit": limit,
+            "b_slot": slot,
+        }
+        rows = self._s.connection().execute(_OUTBOX_TAKE, params)
         return sorted((_due(r) for r in rows), key=lambda r: (r.priority, r.id))
 
     def outbox_mark_paid(self, ids: Sequence[int]) -> None:
@@ -310,15 +324,6 @@ class OutboxRepo(Store):
         """Claimed rows that were not sent (a clean stop): pending again, for anyone."""
         if ids:
             self._s.connection().execute(_OUTBOX_RELEASE, {"b_ids": list(ids), "b_now": now})
-
-    def outbox_hold_chats(self, chats: Sequence[tuple[str, str, datetime]]) -> None:
-        """(channel, address, until): the chat's next rows are not due before `until` (its
-        gap after the message just sent), whichever process claims them."""
-        if chats:
-            self._s.connection().execute(
-                _OUTBOX_HOLD_CHAT,
-                [{"b_channel": c, "b_address": a, "b_until": u} for c, a, u in chats],
-            )
 
     def outbox_inflight_slots(self) -> list[int]:
         """The sender slots that have rows `sending`."""

@@ -14,6 +14,7 @@ depends_on = None
 
 OPEN_ROWS = sa.text("state IN ('pending', 'sending')")
 OPEN_ITEMS = sa.text("processed_at IS NULL")
+SENT_ROWS = sa.text("state = 'sent'")
 
 
 def upgrade() -> None:
@@ -35,6 +36,13 @@ def upgrade() -> None:
         sqlite_where=OPEN_ROWS,
     )
     op.create_index(
+        "ix_outbox_chat_sent",
+        "outbox",
+        ["channel", "address", "sent_at"],
+        postgresql_where=SENT_ROWS,
+        sqlite_where=SENT_ROWS,
+    )
+    op.create_index(
         "ix_inbox_open_sender",
         "inbox",
         ["channel", "sender_key", "id"],
@@ -45,6 +53,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_inbox_open_sender", table_name="inbox")
+    op.drop_index("ix_outbox_chat_sent", table_name="outbox")
     op.drop_index("ix_outbox_open_chat", table_name="outbox")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_due")
