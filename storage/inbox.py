@@ -46,12 +46,20 @@ _TAKEABLE = (
         ~exists(_EARLIER),
     )
     .with_for_update(of=_C, skip_locked=True)
-    .cte("take")  # run once (as `IN (subquery)` it might run again and skip other rows)
-    .prefix_with("MATERIALIZED")
 )
-_INBOX_TAKE_MANY = (
+# PostgreSQL: as a CTE, run once (as `IN (subquery)` it might run again and skip other rows).
+_TAKEABLE_CTE = _TAKEABLE.cte("take").prefix_with("MATERIALIZED")
+_INBOX_TAKE_PG = (
     update(_IN)
-    .where(_IN.c.id == _TAKEABLE.c.id, _IN.c.processed_at.is_(None))
+    .where(_IN.c.id == _TAKEABLE_CTE.c.id, _IN.c.processed_at.is_(None))
+    .values(processed_at=bindparam("b_now"))
+    .returning(_IN.c.id)
+)
+# SQLite: `IN (subquery)` (one process; and Python's sqlite3 opens no transaction before a
+# statement that starts with WITH, so a CTE would commit on its own).
+_INBOX_TAKE_SQLITE = (
+    update(_IN)
+    .where(_IN.c.id.in_(_TAKEABLE), _IN.c.processed_at.is_(None))
     .values(processed_at=bindparam("b_now"))
     .returning(_IN.c.id)
 )
@@ -122,9 +130,9 @@ class InboxRepo(Store):
         """
         if not item_ids:
             return set()
-        rows = self._s.connection().execute(
-            _INBOX_TAKE_MANY, {"b_ids": list(item_ids), "b_now": self.now()}
-        )
+        conn = self._s.connection()
+        take = _INBOX_TAKE_PG if conn.dialect.name == "postgresql" else _INBOX_TAKE_SQLITE
+        rows = conn.execute(take, {"b_ids": list(item_ids), "b_now": self.now()})
         return {int(r.id) for r in rows}
 
     def inbox_mark_processed(self, item_id: int, error: str | None = None) -> None:

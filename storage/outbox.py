@@ -154,11 +154,12 @@ _CLAIMABLE = (
     .order_by(_C.c.priority, _C.c.id)
     .limit(bindparam("b_limit"))
     .with_for_update(of=_C, skip_locked=True)
-    # A CTE run once: as `IN (subquery)` PostgreSQL may run it again (and with SKIP LOCKED
-    # get other rows), so a claim could take more than its LIMIT.
-    .cte("claim")
-    .prefix_with("MATERIALIZED")
 )
+# PostgreSQL: a CTE run once (as `IN (subquery)` it may run again and, with SKIP LOCKED, get
+# other rows, so a claim could take more than its LIMIT).  SQLite: `IN (subquery)` (one
+# process; and Python's sqlite3 opens no transaction before a statement starting with WITH,
+# so a CTE would commit on its own, apart from the results recorded with it).
+_CLAIMABLE_CTE = _CLAIMABLE.cte("claim").prefix_with("MATERIALIZED")
 _LAST_INBOUND = (
     core_select(_IDENT.c.last_inbound_at)
     .where(_IDENT.c.id == _OUT.c.identity_id)
@@ -174,9 +175,28 @@ _MORE = exists(
         _N.c.id != _OUT.c.id,
     )
 ).label("more")
-_OUTBOX_TAKE = (
+_OUTBOX_TAKE_PG = (
     update(_OUT)
-    .where(_OUT.c.id == _CLAIMABLE.c.id, _OUT.c.state == "pending")
+    .where(_OUT.c.id == _CLAIMABLE_CTE.c.id, _OUT.c.state == "pending")
+    .values(state="sending", claimed_by=bindparam("b_slot"))
+    .returning(
+        _OUT.c.id,
+        _OUT.c.channel,
+        _OUT.c.address,
+        _OUT.c.identity_id,
+        _OUT.c.kind,
+        _OUT.c.priority,
+        _OUT.c.payload,
+        _OUT.c.meta,
+        _OUT.c.attempts,
+        _OUT.c.broadcast_id,
+        _LAST_INBOUND,
+        _MORE,
+    )
+)
+_OUTBOX_TAKE_SQLITE = (
+    update(_OUT)
+    .where(_OUT.c.id.in_(_CLAIMABLE), _OUT.c.state == "pending")
     .values(state="sending", claimed_by=bindparam("b_slot"))
     .returning(
         _OUT.c.id,
@@ -306,7 +326,9 @@ class OutboxRepo(Store):
             "b_limit": limit,
             "b_slot": slot,
         }
-        rows = self._s.connection().execute(_OUTBOX_TAKE, params)
+        conn = self._s.connection()
+        take = _OUTBOX_TAKE_PG if conn.dialect.name == "postgresql" else _OUTBOX_TAKE_SQLITE
+        rows = conn.execute(take, params)
         return sorted((_due(r) for r in rows), key=lambda r: (r.priority, r.id))
 
     def outbox_mark_paid(self, ids: Sequence[int]) -> None:
