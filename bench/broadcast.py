@@ -237,8 +237,6 @@ def report(api: FakeProc, chats: list[int], limit: float, t0: float) -> dict[str
     span = (times[-1] - times[0]) if len(times) > 1 else float("nan")
     rate = (len(times) - 1) / span if span and span > 0 else float("nan")
     n_429 = int(stats["n_429"])
-    if os.environ.get("BENCH_SHOW_REFUSED"):
-        print(api._get("/_fake/refused")[:20], file=sys.stderr)
     requests = int(stats["sent_total"]) + n_429
     return {
         "sent": len(sent),

@@ -45,6 +45,8 @@ MAX_ATTEMPTS = 8
 SAFETY = 0.97  # stay a little under the platform's ceiling so bursts never trip a 429
 WINDOW_MARGIN = 0.005  # seconds added to the dispatch window (clock and network jitter)
 JITTER = 0.04  # seconds of requests kept spare in the window (late arrivals bunch up)
+MAX_JITTER = 0.2  # ... at most, after 429s
+CALM = 20.0  # seconds without a 429 before the spare room shrinks again
 HORIZON = 0.25  # seconds of sending claimed ahead per channel (a warning waits behind this)
 MIN_DEPTH, UNPACED_DEPTH = 8, 64  # rows claimed ahead at least / for a channel without a limit
 FLUSH_DELAY = 0.004  # results wait this long for others to share their transaction
@@ -66,11 +68,14 @@ class Pacer:
         self.next_chat: dict[str, float] = {} if chats is None else chats  # shared by lanes
         self.paused_until = 0.0
         self.dispatched: deque[float] = deque()
+        self.spare_time = JITTER  # grows after a 429, shrinks back while none come
+        self.calm_since = 0.0
         self.share(1.0)
 
     def share(self, fraction: float) -> None:
         """Pace at `fraction` of the platform's rate: the processes sending with one token
         share its ceiling (each takes 1 / how many hold a sender slot)."""
+        self.fraction = fraction
         rate = self.limits.global_per_s * fraction
         self.global_gap = 1.0 / (rate * self.safety) if rate else 0.0
         # A send that starts late (a busy loop, a slow commit) lets the next ones catch up, by
@@ -85,9 +90,23 @@ class Pacer:
         # Requests reach the platform up to tens of milliseconds late, some later than others,
         # so more can land in one of its windows than left in one of ours: keep room for
         # JITTER seconds of them (30/s: one, as above; 1,000/s: 960 in any 1.005 s).
-        spare = max(1, round(rate * JITTER))
+        spare = max(1, round(rate * self.spare_time))
         self.win_count = max(1, math.floor(rate) - spare) if rate else 0
         self.win_span = max(1, math.floor(rate)) / rate + WINDOW_MARGIN if rate else 0.0
+
+    def rate_limited(self, now: float) -> None:
+        """A 429 came though we kept to the window: arrivals bunch more than we allowed for
+        here (a busy machine, a slow network). Keep 20 ms more of the window spare."""
+        self.spare_time = min(MAX_JITTER, self.spare_time + 0.02)
+        self.calm_since = now
+        self.share(self.fraction)
+
+    def _calm(self, now: float) -> None:
+        """No 429 for CALM seconds: give back 10 ms of the spare room."""
+        if self.spare_time > JITTER and now - self.calm_since >= CALM:
+            self.spare_time = max(JITTER, self.spare_time - 0.01)
+            self.calm_since = now
+            self.share(self.fraction)
 
     def wait_for(self, address: str, now: float) -> float:
         """Seconds until a message to `address` may go (0 = now)."""
@@ -122,6 +141,7 @@ class Pacer:
 
     async def gate(self, address: str) -> None:
         """Wait for the dispatch window, then record the request (and the chat's next slot)."""
+        self._calm(time.monotonic())
         while True:
             now = time.monotonic()
             wait = self.gate_wait(now)
@@ -356,6 +376,8 @@ class Sender:
             for pacer in (ch.free, ch.paid):
                 if pacer is not None:
                     pacer.pause(result.retry_after, now)
+            if now >= ch.pacer(row).calm_since + 0.5:  # one burst of 429s counts once
+                ch.pacer(row).rate_limited(now)
             self.stats.rate_limited += 1
         self._inflight -= 1
         self._results.append((row, result))
