@@ -397,8 +397,10 @@ class Sender:
                 continue
             # Record soon: a crash between a send and its record means a duplicate, so the
             # window stays as short as one commit plus FLUSH_DELAY (results that finish
-            # meanwhile share the transaction, and so does the next claim).
-            await asyncio.sleep(FLUSH_DELAY)
+            # meanwhile share the transaction, and so does the next claim). A chat whose next
+            # message waits goes at once: a reply's second message follows the first.
+            if not any(r.more and res.status == "sent" for r, res in self._results):
+                await asyncio.sleep(FLUSH_DELAY)
             try:
                 await self._sync()
                 failures = 0
@@ -419,6 +421,11 @@ class Sender:
     async def _sync(self) -> None:
         now = time.monotonic()
         batch, self._results = self._results, []
+        for row, res in batch:
+            if res.status == "sent" and row.more:
+                # recorded first in the transaction below, so the chat's next row may be
+                # claimed right there (if its gap allows)
+                self.channels[row.channel].fresh = True
         periodic = now - self._last_claim >= POLL
         wants = {name: ch.wants() for name, ch in self.channels.items() if ch.claim_now(periodic)}
         for name in wants:
@@ -555,7 +562,7 @@ class Sender:
                     paid[row.channel] = paid.get(row.channel, 0) + 1
                     last, since = self._paid_log.get(row.channel, (now, 0))
                     self._paid_log[row.channel] = (last, since + 1)
-                if row.more:  # the chat's next message may be claimed after its gap
+                if row.more and ch.free.chat_gap:  # the chat's next one: after its gap
                     loop = asyncio.get_running_loop()
                     loop.call_later(ch.free.chat_gap, self._freshen, ch)
             else:

@@ -160,21 +160,21 @@ _CLAIMABLE = (
 # process; and Python's sqlite3 opens no transaction before a statement starting with WITH,
 # so a CTE would commit on its own, apart from the results recorded with it).
 _CLAIMABLE_CTE = _CLAIMABLE.cte("claim").prefix_with("MATERIALIZED")
-_LAST_INBOUND = (
-    core_select(_IDENT.c.last_inbound_at)
-    .where(_IDENT.c.id == _OUT.c.identity_id)
-    .scalar_subquery()
-    .label("last_inbound_at")
+# Read with each claim (one statement each, per batch): the identities' last messages to us
+# (WhatsApp's 24-hour window) and which claimed chats have more rows open.
+_LAST_INBOUND = core_select(_IDENT.c.id, _IDENT.c.last_inbound_at).where(
+    _IDENT.c.id.in_(bindparam("b_ids", expanding=True))
 )
-_N = _OUT.alias("n")
-_MORE = exists(
-    core_select(_N.c.id).where(
-        _N.c.channel == _OUT.c.channel,
-        _N.c.address == _OUT.c.address,
-        text("n.state IN ('pending', 'sending')"),
-        _N.c.id != _OUT.c.id,
+_OPEN_CHATS = (
+    core_select(_OUT.c.channel, _OUT.c.address)
+    .where(
+        _OUT.c.channel.in_(bindparam("b_channels", expanding=True)),
+        _OUT.c.address.in_(bindparam("b_addresses", expanding=True)),
+        text("outbox.state IN ('pending', 'sending')"),  # the partial index ix_outbox_open_chat
+        _OUT.c.id.not_in(bindparam("b_ids", expanding=True)),
     )
-).label("more")
+    .distinct()
+)
 _OUTBOX_TAKE_PG = (
     update(_OUT)
     .where(_OUT.c.id == _CLAIMABLE_CTE.c.id, _OUT.c.state == "pending")
@@ -190,8 +190,6 @@ _OUTBOX_TAKE_PG = (
         _OUT.c.meta,
         _OUT.c.attempts,
         _OUT.c.broadcast_id,
-        _LAST_INBOUND,
-        _MORE,
     )
 )
 _OUTBOX_TAKE_SQLITE = (
@@ -209,8 +207,6 @@ _OUTBOX_TAKE_SQLITE = (
         _OUT.c.meta,
         _OUT.c.attempts,
         _OUT.c.broadcast_id,
-        _LAST_INBOUND,
-        _MORE,
     )
 )
 _OUTBOX_PAID = (
@@ -274,9 +270,6 @@ _OUTBOX_SENT_PG = (
 
 def _due(row: Any) -> DueMessage:
     m = row._mapping
-    last = m["last_inbound_at"]
-    if last is not None and last.tzinfo is None:  # SQLite keeps no zone: the column is UTC
-        last = last.replace(tzinfo=UTC)
     return DueMessage(
         id=m["id"],
         channel=m["channel"],
@@ -288,8 +281,6 @@ def _due(row: Any) -> DueMessage:
         meta=m["meta"],
         attempts=m["attempts"],
         broadcast_id=m["broadcast_id"],
-        last_inbound_at=last,
-        more=bool(m["more"]),
     )
 
 
@@ -328,8 +319,32 @@ class OutboxRepo(Store):
         }
         conn = self._s.connection()
         take = _OUTBOX_TAKE_PG if conn.dialect.name == "postgresql" else _OUTBOX_TAKE_SQLITE
-        rows = conn.execute(take, params)
-        return sorted((_due(r) for r in rows), key=lambda r: (r.priority, r.id))
+        rows = sorted(
+            (_due(r) for r in conn.execute(take, params)), key=lambda r: (r.priority, r.id)
+        )
+        if not rows:
+            return rows
+        idents = sorted({r.identity_id for r in rows if r.identity_id is not None})
+        if idents:
+            last: dict[int, datetime | None] = {
+                int(i): at for i, at in conn.execute(_LAST_INBOUND, {"b_ids": idents})
+            }
+            for r in rows:
+                at = last.get(r.identity_id) if r.identity_id is not None else None
+                # SQLite keeps no zone: the column is UTC
+                r.last_inbound_at = at.replace(tzinfo=UTC) if at and at.tzinfo is None else at
+        found = conn.execute(
+            _OPEN_CHATS,
+            {
+                "b_channels": sorted({r.channel for r in rows}),
+                "b_addresses": sorted({r.address for r in rows}),
+                "b_ids": [r.id for r in rows],
+            },
+        )
+        open_chats = {(c, a) for c, a in found}
+        for r in rows:
+            r.more = (r.channel, r.address) in open_chats
+        return rows
 
     def outbox_mark_paid(self, ids: Sequence[int]) -> None:
         """These claimed rows go on the paid lane (their Stars are reserved)."""
