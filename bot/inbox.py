@@ -160,6 +160,11 @@ class InboxWorker:
                 await asyncio.wait(head_tasks, timeout=READ_WAIT)
             if not any(t.done() for t in head_tasks):
                 self.inbox.wake.clear()
+                # What arrived before the clear (its wake-up is gone): look once, then wait.
+                seen = len(known)
+                add(await asyncio.to_thread(self._pending))
+                if len(known) > seen:
+                    continue
                 arrived = asyncio.ensure_future(self.inbox.wake.wait())
                 await asyncio.wait([*head_tasks, arrived], return_when=asyncio.FIRST_COMPLETED)
                 arrived.cancel()
