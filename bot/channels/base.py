@@ -1,12 +1,11 @@
 """What every channel adapter provides.
 
-A transport may also offer a `paid_lane` (`PaidLane`): the sender then sends warnings on it.
-
 Inbound: the adapter receives platform updates (long polling or webhook), stores each raw
 update in the inbox with a dedupe key (`InboxSink.accept`) *before* acknowledging it, and
 later turns a stored payload into a channel-neutral `Inbound` (`Channel.to_inbound`, which may
 fetch media).  Outbound: the outbox sender calls `Transport.send` for one message at a time,
-within the pace given by `Transport.limits`.
+within the pace given by `Transport.limits`.  A transport may also offer a `paid_lane`
+(`PaidLane`, Telegram's paid broadcasts): the sender then sends warnings on it, marked `paid`.
 """
 
 from __future__ import annotations
