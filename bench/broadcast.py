@@ -267,7 +267,9 @@ async def run_baseline(n: int, rate: float) -> dict[str, Any]:
         broadcaster = Broadcaster(bot)
         setup_retry_after_handler(broadcaster.event)
         mailer = await broadcaster.create_mailer(
-            chats=chats, content=TextContent(text="Uji siaran."), interval=SimpleInterval(1 / rate)
+            chats=chats,
+            content=TextContent(text="Uji siaran."),
+            interval=SimpleInterval(interval=1 / rate),
         )
         t0 = time.time()
         await mailer.start()
@@ -343,11 +345,15 @@ def main() -> None:
             with database(args.db, tmp, args.pg) as url:
                 free = run_processes(url, tmp, args.free_n, 30, 1, args.concurrency)
             rows.append((f"free 30 msg/s, n={args.free_n}", free))
+            print(f"  free 30 msg/s: ratio {free['ratio']:.3f}, first {free['first s']:.3f} s",
+                  flush=True)  # fmt: skip
         base_n = args.n if args.baseline_n is None else args.baseline_n
         base: dict[str, Any] | None = None
         if base_n:
             base = asyncio.run(run_baseline(base_n, args.rate))
             rows.append((f"aiogram-broadcaster, n={base_n}", base))
+            print(f"  aiogram-broadcaster: ratio {base['ratio']:.3f}, 429 {base['429 %']:.2f} %",
+                  flush=True)  # fmt: skip
         print(table(rows))
         for procs, m in medians.items():
             ok = m["ratio"] >= 0.9 and m["429 %"] <= 1.0 and not m["duplicates"]

@@ -230,6 +230,7 @@ class Sender:
         self.transports = transports
         self.channels = {name: _Channel(name, t) for name, t in transports.items()}
         self.concurrency = concurrency
+        self._own_locks = locks is None  # made here: closed when `run` ends
         self.locks = locks or ProcessLocks(db)
         self.stats = SenderStats()
         self.slot: int | None = None
@@ -272,6 +273,8 @@ class Sender:
             self._sync_wake.set()
             await syncer
             await self._shutdown_sync()
+            if self._own_locks:
+                await asyncio.to_thread(self.locks.close)
 
     async def _start_slot(self, stop: asyncio.Event) -> None:
         failures = 0
