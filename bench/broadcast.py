@@ -335,9 +335,10 @@ def main() -> None:
                 label = f"{procs} process{'es' if procs > 1 else ''}, trial {trial + 1}"
                 rows.append((label, r))
                 shares_text = ", ".join(f"slot {k}: {v}" for k, v in sorted(r["shares"].items()))
-                print(f"  {label}: ratio {r['ratio']:.3f}, first {r['first s']:.3f} s, "
-                      f"last {r['last s']:.1f} s, {r['stars']:g} Stars, {shares_text}",
-                      flush=True)  # fmt: skip
+                print(f"  {label}: ratio {r['ratio']:.3f}, 429 {r['429 %']:.2f} %, "
+                      f"{r['duplicates']} duplicates, {r['misses']} misses, first "
+                      f"{r['first s']:.3f} s, last {r['last s']:.1f} s, {r['stars']:g} Stars, "
+                      f"{shares_text}", flush=True)  # fmt: skip
             medians[procs] = median_row(runs)
             rows.append((f"{procs} process(es), median", medians[procs]))
         free: dict[str, Any] | None = None
