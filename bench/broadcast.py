@@ -1,18 +1,25 @@
-"""Broadcast throughput against the rate-enforcing fake Bot API, ours vs aiogram-broadcaster.
+"""Disaster-scale warnings: real `lapor run` processes against the rate-enforcing fake Bot API.
 
-    .venv/bin/python bench/broadcast.py            # 10,000 recipients (n / rate seconds a run)
-    .venv/bin/python bench/broadcast.py --n 600    # a short run
-    .venv/bin/python bench/broadcast.py --n 600 --no-baseline
+    .venv/bin/python bench/broadcast.py --n 100000 --rate 1000          # the issue-14 run
+    .venv/bin/python bench/broadcast.py --n 3000 --rate 1000 --trials 1  # a short one
+    .venv/bin/python bench/broadcast.py --n 600 --rate 30 --procs 1 --free-n 0 --baseline-n 0
 
-The fake enforces Telegram's limits (default 30 msg/s overall, 1 msg/s per chat) and answers
-429 with `retry_after` like Telegram.  "Ours" is the real path: a broadcast row → the fan-out
-(batches into the outbox, SQLite) → `Sender` → `TelegramTransport` (aiogram) → the fake.  The
-baseline sends the same message to the same chats with aiogram-broadcaster (one mailer, its
-interval set to the same rate, its retry-after handler on).  Printed per run: msg/s, ratio to
-the limit (goal ≥ 0.95), 429s (goal ≤ 1 % of requests), duplicates and misses (goal 0).
+Each trial: a fresh database (PostgreSQL by default) with `n` subscribers of Sempaja Timur;
+the fake Bot API in its own process (free lane `--free-rate` msg/s, paid lane `--rate` msg/s
+for messages sent with `allow_paid_broadcast`, 1 msg/s per chat, 429 with `retry_after` like
+Telegram); `procs` real `lapor run` processes in webhook mode on that database, with paid
+broadcasts on (`--rate` ≤ 1000: the paid lane; at 30 the free lane, paid broadcasts off).
+Then the Benanga dam sensor's reading crosses Siaga, POSTed to the first process's HTTP
+route: the warning is fanned out and sent by the processes together, the production path
+end to end.  Printed per run: the sensor reading → first and last warning at the fake,
+msg/s over the send span and its ratio to the ceiling (goal ≥ 0.9), 429s (goal ≤ 1 % of
+requests), duplicates and misses (goal 0), Stars spent, and each process's share.  Medians
+over the trials.
 
-Then: the time from a sensor reading over the threshold (HTTP POST to the bot's route) to the
-first warning the fake receives (goal < 1 s), median of a few trials.
+Also measured in the same run, as references: the same warning at Telegram's free 30 msg/s
+(`--free-n` recipients, one process, paid broadcasts off): its ratio to 30 msg/s; and
+aiogram-broadcaster sending `--baseline-n` messages at `--rate` from one process to a fake
+whose free lane is `--rate` (its mailer, interval 1 / rate, retry-after handler on).
 """
 
 from __future__ import annotations
@@ -20,54 +27,52 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aiohttp
+import psycopg
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from sqlalchemy import delete, insert
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import make_url
 
-from bot.alerts.audience import Everyone
-from bot.alerts.http import alert_routes
-from bot.alerts.wiring import build_alerts
-from bot.channels.base import RateLimits
-from bot.channels.telegram import JsonSession, TelegramTransport
-from bot.city import load_city
-from bot.http import HttpServer, build_web_app
-from bot.i18n import I18n
-from bot.media import MediaStore
-from bot.runtime import tune_process
-from bot.sender import Sender
-from storage.alert_models import SensorStateRow, Subscriber, Subscription
-from storage.alert_repo import AlertRepo
+from storage.alert_models import Subscription
 from storage.db import Database, upgrade, utcnow
-from storage.models import ChannelIdentity, Person
+from storage.models import ChannelIdentity, OutboxItem, Person
+from tests.fakes.procs import BotProcess, free_port
 
-TEXT = "Uji siaran Lapor Warga."
 ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "123456:TEST-token"
+SECRET = "bench-webhook-secret"
+SENSOR_TOKEN = "bench-sensor-token"
+FIRST_CHAT = 1_000_000
+KEL = "64.72.05.1013"  # Sempaja Timur: in the Benanga sensor's audience
+PG_DEFAULT = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/lapor")
 
 
 class FakeProc:
     """The fake Bot API in its own process (like the real Telegram: not sharing our GIL)."""
 
-    token = "123456:TEST-token"
-
-    def __init__(self, rate: float, per_chat: float) -> None:
+    def __init__(self, rate: float, per_chat: float, paid_rate: float) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.fakes.telegram_api", "--port", "0",
-             "--rate-global", str(rate), "--rate-per-chat", str(per_chat)],
+             "--rate-global", str(rate), "--rate-per-chat", str(per_chat),
+             "--rate-paid", str(paid_rate)],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -76,8 +81,11 @@ class FakeProc:
             raise RuntimeError("the fake Bot API did not start")
 
     def _get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.base_url + path, timeout=60) as resp:
+        with urllib.request.urlopen(self.base_url + path, timeout=120) as resp:
             return json.loads(resp.read())
+
+    def counters(self) -> dict[str, Any]:
+        return dict(self._get("/_fake/stats?light=1"))
 
     def stats(self) -> dict[str, Any]:
         return dict(self._get("/_fake/stats"))
@@ -90,21 +98,34 @@ class FakeProc:
         self.proc.wait(10)
 
 
-FIRST_CHAT = 1_000_000
-KEL = "64.72.05.1013"
+# --- databases ------------------------------------------------------------------------------
+@contextmanager
+def database(kind: str, tmp: Path, pg_base: str) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:6]}.db'}"
+        return
+    name = f"lapor_bench_{uuid.uuid4().hex[:8]}"
+    admin = make_url(pg_base).set(drivername="postgresql", database="postgres")
+    admin_dsn = admin.render_as_string(hide_password=False)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(pg_base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def seed(db: Database, n: int, first_chat: int = FIRST_CHAT) -> list[int]:
-    """n subscribers with one Telegram identity each (bulk insert)."""
+def seed(url: str, n: int) -> list[int]:
+    """n subscribers of Sempaja Timur with one Telegram identity each (bulk inserts)."""
+    upgrade(url)
+    db = Database(url)
     now = utcnow()
-    chats = list(range(first_chat, first_chat + n))
+    chats = list(range(FIRST_CHAT, FIRST_CHAT + n))
     with db.session() as s:
-        start = int(s.execute(insert(Person).values(language="id", created_at=now)).lastrowid)
-        s.execute(
-            insert(Person),
-            [{"language": "id", "created_at": now, "share_contact": False}] * (n - 1),
-        )
-        ids = list(range(start, start + n))
+        person = {"language": "id", "created_at": now, "share_contact": False}
+        s.execute(insert(Person), [person] * n)
+        ids = list(s.execute(select(Person.id).order_by(Person.id)).scalars())
         s.execute(
             insert(ChannelIdentity),
             [
@@ -117,15 +138,99 @@ def seed(db: Database, n: int, first_chat: int = FIRST_CHAT) -> list[int]:
             insert(Subscription),
             [{"person_id": p, "kode_kel": KEL, "source": "pick", "created_at": now} for p in ids],
         )
-        s.execute(  # each of them also said yes to the city's announcements
-            insert(Subscriber),
-            [{"person_id": p, "announcements_at": now, "updated_at": now} for p in ids],
-        )
+    db.dispose()
     return chats
 
 
-def report(name: str, api: FakeProc, chats: list[int], limit: float) -> dict[str, Any]:
-    sent = [m for m in api.all_sent() if (m.get("text") or "").endswith(TEXT)]  # after a header
+def shares(url: str) -> dict[int, int]:
+    """Warnings sent per sender slot (= per process)."""
+    db = Database(url)
+    with db.session() as s:
+        rows = s.execute(
+            select(OutboxItem.claimed_by, func.count())
+            .where(OutboxItem.state == "sent")
+            .group_by(OutboxItem.claimed_by)
+        ).all()
+    db.dispose()
+    return {int(slot or 0): int(n) for slot, n in rows}
+
+
+# --- one run: the real processes --------------------------------------------------------------
+def post(url: str, body: dict[str, Any]) -> int:
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {SENSOR_TOKEN}"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return int(resp.status)
+
+
+def run_processes(
+    url: str, tmp: Path, n: int, rate: float, procs: int, concurrency: int
+) -> dict[str, Any]:
+    chats = seed(url, n)
+    paid = rate > 30
+    api = FakeProc(30 if paid else rate, 1, rate)
+    bots: list[BotProcess] = []
+    try:
+        for i in range(procs):
+            port = free_port()
+            env = {
+                "DATABASE_URL": url,
+                "HTTP_HOST": "127.0.0.1",
+                "HTTP_PORT": str(port),
+                "MEDIA_DIR": str(tmp / "media"),
+                "CITY": "samarinda",
+                "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+                "TELEGRAM_BOT_TOKEN": TOKEN,
+                "TELEGRAM_API_BASE": api.base_url,
+                "TELEGRAM_WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram",
+                "TELEGRAM_WEBHOOK_SECRET": SECRET,
+                "TELEGRAM_RATE_GLOBAL": "30" if paid else str(rate),
+                "TELEGRAM_RATE_PER_CHAT": "1",
+                "TELEGRAM_PAID_BROADCAST": "true" if paid else "false",
+                "TELEGRAM_PAID_RATE": str(rate),
+                "TELEGRAM_PAID_STARS_BUDGET": str(n),  # 10 × what the warning costs
+                "SENDER_CONCURRENCY": str(concurrency),
+                "SENSOR_TOKENS": json.dumps({"benanga": SENSOR_TOKEN}),
+                "DEMO_ENABLED": "false",
+                "WHATSAPP_TOKEN": "",
+                "WHATSAPP_PHONE_ID": "",
+            }
+            bots.append(BotProcess(env, log_path=tmp / f"bot{i}.log").start())
+        for b in bots:
+            b.wait_ready(120)
+        time.sleep(1.0)  # every process has claimed once: all are waiting for work
+        sensor = f"http://127.0.0.1:{bots[0].env['HTTP_PORT']}/sensors/benanga/readings"
+        assert post(sensor, {"level_m": 7.5, "ts": (utcnow() - timedelta(seconds=30)).isoformat()})
+        t0 = time.time()
+        assert post(sensor, {"level_m": 7.9, "ts": utcnow().isoformat()}) == 202
+        deadline = time.monotonic() + n / rate * 3 + 120
+        while time.monotonic() < deadline:
+            if api.counters()["sent_total"] >= n:
+                break
+            time.sleep(0.5)
+        time.sleep(2.0)  # anything still coming would be a duplicate
+        out = report(api, chats, rate, t0)
+        out["shares"] = shares(url)
+        return out
+    except Exception:
+        for b in bots:
+            print(b.logs()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        for b in bots:
+            b.cleanup()
+            if os.environ.get("BENCH_KEEP_LOGS"):
+                keep = Path(os.environ["BENCH_KEEP_LOGS"]) / b.log_path.name
+                keep.write_text(b.logs())
+        api.stop()
+
+
+def report(api: FakeProc, chats: list[int], limit: float, t0: float) -> dict[str, Any]:
+    sent = api.all_sent()
     counts = Counter(int(m["chat"]["id"]) for m in sent)
     stats = api.stats()
     times = sorted(t for ts in stats["send_times"].values() for t in ts)
@@ -134,187 +239,140 @@ def report(name: str, api: FakeProc, chats: list[int], limit: float) -> dict[str
     n_429 = int(stats["n_429"])
     requests = int(stats["sent_total"]) + n_429
     return {
-        "name": name,
         "sent": len(sent),
+        "seconds": span,
         "msg/s": rate,
         "ratio": rate / limit,
         "429": n_429,
         "429 %": 100.0 * n_429 / max(1, requests),
         "duplicates": sum(c - 1 for c in counts.values() if c > 1),
         "misses": sum(1 for c in chats if counts.get(c, 0) == 0),
-        "seconds": span,
+        "first s": times[0] - t0 if times else float("nan"),
+        "last s": times[-1] - t0 if times else float("nan"),
+        "stars": float(stats["stars_spent"]),
     }
 
 
-async def run_ours(n: int, rate: float, per_chat: float, tmp: Path) -> dict[str, Any]:
-    url = f"sqlite:///{tmp / 'ours.db'}"
-    upgrade(url)
-    db = Database(url)
-    chats = seed(db, n)
-    city = load_city("samarinda")
-    api = FakeProc(rate, per_chat)
-    bot = Bot(api.token, session=JsonSession(api=TelegramAPIServer.from_base(api.base_url)))
-    tune_process()  # as `lapor run` does after start-up
-    try:
-        transport = TelegramTransport(
-            bot, MediaStore(tmp / "media", 10_000_000), RateLimits(rate, per_chat)
-        )
-        sender = Sender(db, {"telegram": transport}, concurrency=16)
-        svc = build_alerts(db, city, I18n("id"), wake_sender=sender.wake).broadcasts
-        with db.session() as s:
-            svc.new_broadcast(AlertRepo(s), source="admin", audience=Everyone(), texts={"*": TEXT})
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(sender.run(stop)), asyncio.create_task(svc.run_fanout(stop))]
-        svc.wake()
-        deadline = time.monotonic() + n / rate * 3 + 60
-        while time.monotonic() < deadline:
-            with db.session() as s:
-                left = AlertRepo(s).broadcast_counts(1)
-            if left.get("sent", 0) + left.get("failed", 0) >= n:
-                break
-            await asyncio.sleep(0.5)
-        stop.set()
-        await asyncio.gather(*tasks)
-        return report("ours (outbox + Sender)", api, chats, rate)
-    finally:
-        await bot.session.close()
-        api.stop()
-
-
-async def run_baseline(n: int, rate: float, per_chat: float) -> dict[str, Any]:
+# --- the reference: aiogram-broadcaster ---------------------------------------------------------
+async def run_baseline(n: int, rate: float) -> dict[str, Any]:
     from aiogram_broadcaster import Broadcaster
     from aiogram_broadcaster.contents import TextContent
     from aiogram_broadcaster.intervals import SimpleInterval
     from aiogram_broadcaster.utils.retry_after_handler import setup_retry_after_handler
 
     chats = list(range(FIRST_CHAT, FIRST_CHAT + n))
-    api = FakeProc(rate, per_chat)
-    bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
+    api = FakeProc(rate, 1, rate)
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
     try:
         broadcaster = Broadcaster(bot)
         setup_retry_after_handler(broadcaster.event)
         mailer = await broadcaster.create_mailer(
-            chats=chats, content=TextContent(text=TEXT), interval=SimpleInterval(interval=1 / rate)
+            chats=chats,
+            content=TextContent(text="Uji siaran."),
+            interval=SimpleInterval(interval=1 / rate),
         )
+        t0 = time.time()
         await mailer.start()
-        return report("aiogram-broadcaster", api, chats, rate)
+        return report(api, chats, rate, t0)
     finally:
         await bot.session.close()
         api.stop()
 
 
-async def sensor_latency(tmp: Path, trials: int = 5) -> list[float]:
-    """POST a reading over Siaga's threshold → first warning at the fake, in seconds."""
-    url = f"sqlite:///{tmp / 'latency.db'}"
-    upgrade(url)
-    db = Database(url)
-    chats = seed(db, 20, first_chat=2_000_000)
-    city = load_city("samarinda")
-    api = FakeProc(30, 1)
-    bot = Bot(api.token, session=JsonSession(api=TelegramAPIServer.from_base(api.base_url)))
-    out = []
-    try:
-        transport = TelegramTransport(bot, MediaStore(tmp / "media", 10_000_000), RateLimits(30, 1))
-        sender = Sender(db, {"telegram": transport})
-        alerts = build_alerts(
-            db, city, I18n("id"), wake_sender=sender.wake, sensor_tokens={"benanga": "t"}
-        )
-        svc = alerts.broadcasts
-        routes = alert_routes(
-            db,
-            city,
-            alerts.sensors,
-            alerts.sources,
-            svc.wake,
-            cap_api_key=None,
-            base_url=lambda r: "",
-        )
-        http = HttpServer(build_web_app(db, [routes], dict), "127.0.0.1", 0)
-        port = await http.start()
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(sender.run(stop)), asyncio.create_task(svc.run_fanout(stop))]
-        await asyncio.sleep(0.5)
-        post = f"http://127.0.0.1:{port}/sensors/benanga/readings"
-        async with aiohttp.ClientSession(headers={"Authorization": "Bearer t"}) as client:
-            for trial in range(trials):
-                with db.session() as s:
-                    s.execute(delete(SensorStateRow))
-                base = utcnow() - timedelta(seconds=30)
-                body = {"level_m": 7.5, "ts": base.isoformat()}
-                async with client.post(post, json=body) as r:
-                    assert r.status == 202
-                before = api.stats()["sent_total"]
-                t0 = time.monotonic()
-                body = {"level_m": 7.9, "ts": utcnow().isoformat()}
-                async with client.post(post, json=body) as r:
-                    assert r.status == 202, await r.text()
-                while await asyncio.to_thread(lambda: api.stats()["sent_total"]) == before:
-                    if time.monotonic() - t0 > 30:
-                        raise RuntimeError("no warning reached the fake Bot API in 30 s")
-                    await asyncio.sleep(0.002)
-                out.append(time.monotonic() - t0)
-                # let this warning drain (per-chat pacing) before the next trial
-                await asyncio.sleep(len(chats) / 30 + 1.2 if trial < trials - 1 else 0)
-        stop.set()
-        await asyncio.gather(*tasks)
-        await http.stop()
-        return out
-    finally:
-        await bot.session.close()
-        api.stop()
+# --- printing ---------------------------------------------------------------------------------
+COLS = ["sent", "seconds", "msg/s", "ratio", "429 %", "duplicates", "misses", "first s", "last s"]
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    cols = ["name", "sent", "seconds", "msg/s", "ratio", "429", "429 %", "duplicates", "misses"]
-    lines = [" | ".join(f"{c:>22}" if c == "name" else f"{c:>10}" for c in cols)]
-    for r in rows:
-        cells = []
-        for c in cols:
+def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    lines = [" | ".join([f"{'run':>34}", *(f"{c:>10}" for c in COLS)])]
+    for name, r in rows:
+        cells = [f"{name:>34}"]
+        for c in COLS:
             v = r[c]
-            digits = 3 if c == "ratio" else 2  # a ratio just under the goal must not round up to it
-            if c == "name":
-                cells.append(f"{v:>22}")
-            elif isinstance(v, float):
-                cells.append(f"{v:>10.{digits}f}")
-            else:
-                cells.append(f"{v:>10}")
+            digits = 3 if c in ("ratio", "first s") else 2
+            cells.append(f"{v:>10.{digits}f}" if isinstance(v, float) else f"{v:>10}")
         lines.append(" | ".join(cells))
     return "\n".join(lines)
 
 
-async def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--n", type=int, default=10_000, help="recipients (default 10,000)")
-    p.add_argument("--rate", type=float, default=30.0, help="global limit msg/s (fake and bot)")
-    p.add_argument("--per-chat", type=float, default=1.0, help="per-chat limit msg/s")
-    p.add_argument("--no-baseline", action="store_true", help="skip aiogram-broadcaster")
-    p.add_argument("--trials", type=int, default=5, help="sensor latency trials")
-    args = p.parse_args()
-    import logging
+def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        c: statistics.median([r[c] for r in runs])
+        if isinstance(runs[0][c], float)
+        else max(r[c] for r in runs)
+        for c in runs[0]
+        if c != "shares"
+    }
 
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiogram_broadcaster").setLevel(logging.WARNING)
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=100_000, help="subscribers warned (default 100,000)")
+    p.add_argument("--rate", type=float, default=1000.0, help="ceiling msg/s (paid lane if > 30)")
+    p.add_argument("--procs", default="1,2", help="process counts to run (default 1,2)")
+    p.add_argument("--trials", type=int, default=3, help="runs per process count (median)")
+    p.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    p.add_argument("--pg", default=PG_DEFAULT, help="PostgreSQL server URL (a database is made)")
+    p.add_argument("--free-n", type=int, default=1500, help="recipients at 30 msg/s (0: skip)")
+    p.add_argument("--baseline-n", type=int, default=None, help="aiogram-broadcaster (0: skip)")
+    p.add_argument("--concurrency", type=int, default=64, help="SENDER_CONCURRENCY")
+    args = p.parse_args()
+    counts = [int(x) for x in args.procs.split(",") if x]
+    if args.db == "sqlite" and any(c > 1 for c in counts):
+        p.error("SQLite runs one process: --procs 1")
+    rows: list[tuple[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        print(f"broadcast of {args.n} messages, limit {args.rate:g}/s global, "
-              f"{args.per_chat:g}/s per chat (~{args.n / args.rate:.0f} s per run)")  # fmt: skip
-        rows = [await run_ours(args.n, args.rate, args.per_chat, tmp)]
-        if not args.no_baseline:
-            rows.append(await run_baseline(args.n, args.rate, args.per_chat))
+        print(f"warning to {args.n} subscribers, ceiling {args.rate:g} msg/s, 1 msg/s per chat, "
+              f"{args.db}, {args.trials} trial(s) each")  # fmt: skip
+        medians: dict[int, dict[str, Any]] = {}
+        for procs in counts:
+            runs = []
+            for trial in range(args.trials):
+                with database(args.db, tmp, args.pg) as url:
+                    r = run_processes(url, tmp, args.n, args.rate, procs, args.concurrency)
+                runs.append(r)
+                label = f"{procs} process{'es' if procs > 1 else ''}, trial {trial + 1}"
+                rows.append((label, r))
+                shares_text = ", ".join(f"slot {k}: {v}" for k, v in sorted(r["shares"].items()))
+                print(f"  {label}: ratio {r['ratio']:.3f}, 429 {r['429 %']:.2f} %, "
+                      f"{r['duplicates']} duplicates, {r['misses']} misses, first "
+                      f"{r['first s']:.3f} s, last {r['last s']:.1f} s, {r['stars']:g} Stars, "
+                      f"{shares_text}", flush=True)  # fmt: skip
+            medians[procs] = median_row(runs)
+            rows.append((f"{procs} process(es), median", medians[procs]))
+        free: dict[str, Any] | None = None
+        if args.free_n and args.rate > 30:
+            with database(args.db, tmp, args.pg) as url:
+                free = run_processes(url, tmp, args.free_n, 30, 1, args.concurrency)
+            rows.append((f"free 30 msg/s, n={args.free_n}", free))
+            print(f"  free 30 msg/s: ratio {free['ratio']:.3f}, first {free['first s']:.3f} s",
+                  flush=True)  # fmt: skip
+        base_n = args.n if args.baseline_n is None else args.baseline_n
+        base: dict[str, Any] | None = None
+        if base_n:
+            base = asyncio.run(run_baseline(base_n, args.rate))
+            rows.append((f"aiogram-broadcaster, n={base_n}", base))
+            print(f"  aiogram-broadcaster: ratio {base['ratio']:.3f}, 429 {base['429 %']:.2f} %",
+                  flush=True)  # fmt: skip
         print(table(rows))
-        ours = rows[0]
-        ok = ours["ratio"] >= 0.95 and ours["429 %"] <= 1.0 and not ours["duplicates"]
-        ok = ok and not ours["misses"]
-        print(
-            f"goals (ratio ≥ 0.95, 429 ≤ 1 %, 0 duplicates, 0 misses): {'met' if ok else 'MISSED'}"
-        )
-        lat = await sensor_latency(tmp, args.trials)
-        med = statistics.median(lat)
-        print(
-            f"sensor reading over threshold → first warning sent: median {med:.3f} s, "
-            f"max {max(lat):.3f} s over {len(lat)} trials (goal < 1 s)"
-        )
+        for procs, m in medians.items():
+            ok = m["ratio"] >= 0.9 and m["429 %"] <= 1.0 and not m["duplicates"]
+            ok = ok and not m["misses"] and m["first s"] < 1.0
+            line = (
+                f"{procs} process(es): median ratio {m['ratio']:.3f} of {args.rate:g} msg/s, "
+                f"sensor → first warning {m['first s']:.3f} s, → last {m['last s']:.1f} s"
+            )
+            if free is not None:
+                line += f"; ratio / free-lane ratio = {m['ratio'] / free['ratio']:.3f}"
+            if base is not None:
+                line += f"; msg/s vs aiogram-broadcaster = {m['msg/s'] / base['msg/s']:.3f}"
+            print(line)
+            print(
+                "  goals (ratio ≥ 0.9, 429 ≤ 1 %, 0 duplicates, 0 misses, first < 1 s): "
+                + ("met" if ok else "MISSED")
+            )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

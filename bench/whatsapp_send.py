@@ -207,7 +207,7 @@ async def run_sender(graph: FakeProcess, n: int, rate: float, tmp: Path) -> RunR
         settings = _settings(graph, rate, tmp, db_url)
         wa = make_pywa(settings, http)
         # identity_id is None on these rows: no 24 h lookup, free-form text as inside the window
-        transport = WhatsAppTransport(wa.api, settings, I18n(), last_inbound_at=lambda _i: None)
+        transport = WhatsAppTransport(wa.api, settings, I18n())
         sender = Sender(db, {"whatsapp": transport}, concurrency=settings.sender_concurrency)
         stop = asyncio.Event()
         started = time.monotonic()

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from bot.channels.base import Channel
@@ -21,6 +21,7 @@ from bot.http import HttpServer, RouteInstaller, build_web_app
 from bot.i18n import I18n
 from bot.inbox import Inbox, InboxWorker
 from bot.media import MediaStore
+from bot.runtime import retry_delay
 from bot.scheduler import Scheduler
 from bot.sender import Sender
 from handlers import officer, sla_jobs
@@ -30,6 +31,7 @@ from handlers.registry import build_registry
 from handlers.services import Services, WorkConfig
 from handlers.workdays import WorkCalendar
 from storage.db import Clock, Database, upgrade, utcnow
+from storage.locks import ProcessLocks
 from storage.repo import Repo
 from storage.work_repo import WorkRepo
 
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 INBOX_KEEP_DAYS = 14  # WhatsApp redelivers for up to 7 days; keep the keys longer
 SLA_SWEEP_SECONDS = 300  # deadlines are in working days: a 5-minute sweep is plenty
+LEADER_POLL = 5.0  # seconds between a follower's tries for the lead (and the leader's checks)
 
 
 def build_services(
@@ -107,10 +110,10 @@ class App:
             wa = WhatsAppChannel(
                 settings,
                 self.i18n,
-                self.last_inbound_at,
                 self.delivery.whatsapp_status,
                 self.registry.known_commands(),
                 media=self.media,
+                clock=self.clock,
             )
             wa.check_settings()  # no silent "signature checks off": refuse to start instead
             self.channels["whatsapp"] = wa
@@ -133,10 +136,13 @@ class App:
                 leaflet_url=settings.leaflet_url,
                 staff_personas=not self.channels,  # only the demo runs: no real people to reach
             )
+        # This process's sender slot and the scheduler's leadership (storage/locks.py).
+        self.locks = ProcessLocks(self.db)
         self.sender = Sender(
             self.db,
             {name: ch.transport for name, ch in self.channels.items()},
             concurrency=settings.sender_concurrency,
+            locks=self.locks,
         )
         self.core: Core[int] = Core(self.services, self.registry, on_event=self._observe)
         self.worker = InboxWorker(
@@ -153,6 +159,8 @@ class App:
             ch.register_routes for ch in self.channels.values()
         ]
         self.background: list[Callable[[asyncio.Event], Any]] = []
+        # Loops only the leader runs (outside sources polled once for all processes).
+        self.leader_background: list[Callable[[asyncio.Event], Any]] = []
         self._install_open_side()
         self.http: HttpServer | None = None
         self.started = asyncio.Event()
@@ -166,17 +174,6 @@ class App:
         self.metrics.observe_inbound(ev.channel)
 
     # --- callbacks for channel adapters -----------------------------------------------------
-    async def last_inbound_at(self, identity_id: int | None) -> datetime | None:
-        if identity_id is None:
-            return None
-
-        def read() -> datetime | None:
-            with self.db.session() as s:
-                ident = Repo(s).identity_by_id(identity_id)
-                return ident.last_inbound_at if ident else None
-
-        return await asyncio.to_thread(read)
-
     async def card_message_id(self, channel: str, address: str, report_id: int) -> str | None:
         """Where a report's queue card is in a chat (its platform message id): for edits."""
 
@@ -266,6 +263,50 @@ class App:
         if await asyncio.to_thread(sweep):
             self.sender.wake()
 
+    # --- leadership ---------------------------------------------------------------------------
+    async def lead(self, stop: asyncio.Event) -> None:
+        """Become the leader when nobody is (an advisory lock, storage/locks.py): the leader runs
+        the scheduler and the leader-only loops; losing the lock (the database restarted under
+        us) stops them until it is taken again. On SQLite the one process leads at once."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                leading = await asyncio.to_thread(self.locks.try_lead)
+                failures = 0
+            except Exception:
+                failures += 1
+                log.warning("leader: the lock could not be asked for", exc_info=True)
+                leading = False
+            if leading:
+                log.info("leader: this process runs the scheduler")
+                await self._while_leading(stop)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    stop.wait(), timeout=retry_delay(failures) if failures else LEADER_POLL
+                )
+
+    async def _while_leading(self, stop: asyncio.Event) -> None:
+        lost = asyncio.Event()
+        if self.settings.scheduler_enabled:
+            await self.scheduler.start()  # or resume, after a lost lead
+        loops = [asyncio.create_task(fn(lost)) for fn in self.leader_background]
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=LEADER_POLL)
+                if not stop.is_set() and not await asyncio.to_thread(self.locks.check):
+                    log.error("leader: lock lost; the scheduler stops until it is taken again")
+                    break
+        finally:
+            lost.set()
+            if loops:
+                await asyncio.wait(loops, timeout=10)
+            if stop.is_set():
+                await self.scheduler.stop()
+            else:
+                self.scheduler.pause()
+
     # --- running ----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         web_app = build_web_app(
@@ -281,7 +322,7 @@ class App:
         if self.settings.scheduler_enabled:
             self.scheduler.every(3600, self.purge_inbox, "inbox.purge")
             self.scheduler.every(SLA_SWEEP_SECONDS, self.sla_sweep, "sla.sweep")
-            await self.scheduler.start()
+        tasks.append(asyncio.create_task(self.lead(stop), name="leader"))
         for ch in self.channels.values():
             await ch.start(self.inbox)
         self.started.set()
@@ -291,7 +332,6 @@ class App:
         for ch in self.channels.values():
             with contextlib.suppress(Exception):
                 await ch.stop()
-        await self.scheduler.stop()
         done, pending = await asyncio.wait(tasks, timeout=15)
         for t in pending:
             t.cancel()
@@ -299,4 +339,5 @@ class App:
             if t.exception() is not None:
                 log.error("task %s ended with %r", t.get_name(), t.exception())
         await self.http.stop()
+        await asyncio.to_thread(self.locks.close)
         self.db.dispose()

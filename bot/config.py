@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     telegram_poll_timeout: int = Field(default=25, ge=0, le=50)
     telegram_rate_global: float = Field(default=30.0, ge=0, description="msg/s; 0 = unlimited")
     telegram_rate_per_chat: float = Field(default=1.0, ge=0, description="msg/s; 0 = unlimited")
+    # Paid broadcasts (Bot API 7.11 `allow_paid_broadcast`): warnings go at up to 1,000 msg/s
+    # for 0.1 Star a message, paid from the bot's balance, until the month's budget is spent.
+    telegram_paid_broadcast: bool = Field(default=False, description="warnings on paid lane")
+    telegram_paid_rate: float = Field(default=1000.0, gt=0, le=1000, description="msg/s paid")
+    telegram_paid_stars_budget: float = Field(
+        default=10_000.0, ge=0, description="Stars per calendar month (UTC) for paid broadcasts"
+    )
 
     # --- WhatsApp Cloud API ------------------------------------------------------------
     whatsapp_token: SecretStr | None = None
@@ -75,7 +82,12 @@ class Settings(BaseSettings):
     whatsapp_api_base: str = "https://graph.facebook.com"
     whatsapp_api_version: str = Field(default="v21.0", pattern=r"^v\d+\.\d+$")
     whatsapp_webhook_path: str = "/whatsapp"
-    whatsapp_rate: float = Field(default=80.0, ge=0, description="msg/s per phone number")
+    whatsapp_rate: float = Field(
+        default=80.0,
+        ge=0,
+        le=1000,
+        description="msg/s per phone number: its throughput tier (80; up to 1000 when upgraded)",
+    )
     whatsapp_template_status: str = "status_laporan"
     whatsapp_template_warning: str = "peringatan_dini"
     whatsapp_template_lang: str = "id"
@@ -117,7 +129,9 @@ class Settings(BaseSettings):
 
     # --- workers -------------------------------------------------------------------------
     scheduler_enabled: bool = True
-    sender_concurrency: int = Field(default=16, ge=1, le=512)
+    sender_concurrency: int = Field(
+        default=64, ge=1, le=512, description="requests in flight (rate x round trip)"
+    )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("database_url")

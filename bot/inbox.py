@@ -4,7 +4,9 @@ Guarantees (see docs/ARCHITECTURE.md):
 - nothing lost: an update is acknowledged to the platform only after `accept` committed it;
 - nothing twice: (channel, dedupe_key) is unique, and an item is marked processed in the same
   transaction as everything its handling wrote (report, state, outbox rows);
-- in order: items are handled oldest first; items of one sender never run concurrently.
+- in order: items are handled oldest first; items of one sender never run concurrently —
+  across processes too (several `lapor run` on one PostgreSQL share the inbox: a worker takes
+  an item only when no earlier item of its sender is unhandled and no other worker holds it).
 """
 
 from __future__ import annotations
@@ -176,10 +178,16 @@ class InboxWorker:
                 for (_lane, item), events in zip(heads, read, strict=True)
                 if events is not None
             ]
-            failed = await asyncio.to_thread(self._commit, batch) if batch else {}
+            failed, skipped = await asyncio.to_thread(self._commit, batch) if batch else ({}, set())
             wrote = False
             for (lane, item), events in zip(heads, read, strict=True):
                 item_id = item[0]
+                if item_id in skipped:
+                    # Another worker has this sender now (or handled the item): leave the
+                    # sender to it; what is still pending comes back in a later batch.
+                    del lanes[lane]
+                    held.add(lane)
+                    continue
                 if events is None or item_id in failed:
                     error = failed.get(item_id, "could not read the update")
                     done = await asyncio.to_thread(
@@ -221,9 +229,10 @@ class InboxWorker:
             log.exception("could not read inbox item %s", item_id)
             return None
 
-    def _commit(self, batch: Batch) -> dict[int, str]:
+    def _commit(self, batch: Batch) -> tuple[dict[int, str], set[int]]:
         """One transaction and one unit of work for the batch (a single update is a batch of
-        one); returns {item_id: error} for the items left out.
+        one); returns {item_id: error} for the items left out, and the items not taken
+        (another worker has them or their sender: `InboxRepo.inbox_take`).
 
         The core decides every item into the unit of work, which is flushed in one step
         before the commit. An item that raises is taken out and the batch runs again without
@@ -232,6 +241,7 @@ class InboxWorker:
         database is nobody's fault: it stops the cycle (the worker retries later).
         """
         failed: dict[int, str] = {}
+        skipped: set[int] = set()
         todo = list(batch)
         while todo:
             try:
@@ -240,7 +250,7 @@ class InboxWorker:
                     taken = Repo(uow).inbox_take([item_id for item_id, _events in todo])
                     self.decide(uow, [(i, events) for i, events in todo if i in taken])
                     uow.flush()
-                return failed
+                return failed, skipped | {i for i, _events in todo if i not in taken}
             except ItemFailed as exc:
                 if is_outage(exc.cause):
                     raise exc.cause from exc
@@ -254,12 +264,14 @@ class InboxWorker:
                 if len(todo) == 1:
                     log.exception("writing inbox item %s failed", todo[0][0])
                     failed[todo[0][0]] = repr(exc)
-                    return failed
+                    return failed, skipped
                 log.info("a batch of %d failed at its flush; one by one", len(todo))
                 for one in todo:
-                    failed.update(self._commit([one]))
-                return failed
-        return failed
+                    one_failed, one_skipped = self._commit([one])
+                    failed.update(one_failed)
+                    skipped |= one_skipped
+                return failed, skipped
+        return failed, skipped
 
     def _record_failure(self, item_id: int, error: str, events: list[Inbound]) -> bool:
         """Count a failed attempt; after the last one give up and apologise (True)."""

@@ -107,6 +107,22 @@ class _StateCollector(Collector):
         for ch, n in sorted(stats.by_channel.items()):
             sent.add_metric([ch], n)
         yield sent
+        paid = CounterMetricFamily(
+            "lapor_outbox_paid_sent",
+            "Messages this process sent on a paid lane (Telegram paid broadcasts)",
+            labels=["channel"],
+        )
+        for ch, n in sorted(getattr(stats, "paid_by_channel", {}).items()):
+            paid.add_metric([ch], n)
+        yield paid
+        spent = GaugeMetricFamily(
+            "lapor_outbox_paid_spent",
+            "Spent on paid lanes this calendar month by all processes (Telegram: Stars)",
+            labels=["channel"],
+        )
+        for ch, amount in sorted(getattr(stats, "paid_spent", {}).items()):
+            spent.add_metric([ch], amount)
+        yield spent
         for name, attr, text in (
             ("lapor_outbox_rate_limited", "rate_limited", "429 answers (channel paused)"),
             ("lapor_outbox_retried", "retried", "Sends to retry later (5xx, network, 429)"),

@@ -7,6 +7,9 @@ Two kinds of jobs:
   arguments, nothing pickled) is the durable record; APScheduler fires it at `run_at`, and at
   start-up every row not yet done is armed again (a job missed while down runs at once).
 Handlers run in the event loop and never hold conversation state.
+
+Only the leader process runs it (`App.lead`: a PostgreSQL advisory lock, storage/locks.py), so
+with several processes on one database every job fires once.
 """
 
 from __future__ import annotations
@@ -74,9 +77,18 @@ class Scheduler:
         )
 
     async def start(self) -> None:
-        self.aps.start()
-        self.every(15, self._sweep, "scheduler.sweep")
+        """Start (the process became the leader), or resume after `pause`."""
+        if self.aps.running:
+            self.aps.resume()
+        else:
+            self.aps.start()
+            self.every(15, self._sweep, "scheduler.sweep")
         await self._sweep()
+
+    def pause(self) -> None:
+        """Stop firing jobs (leadership lost); `start` resumes."""
+        if self.aps.running:
+            self.aps.pause()
 
     async def _sweep(self) -> None:
         """Arm rows written by other processes (CLI) or missed while down."""

@@ -251,14 +251,19 @@ class AlertRepo(UnitStore):
     def broadcast(self, broadcast_id: int) -> Broadcast | None:
         return self._s.get(Broadcast, broadcast_id)
 
-    def active_broadcasts(self) -> list[Broadcast]:
-        """Broadcasts whose fan-out is due: warnings first, then oldest."""
+    def next_fanout(self) -> Broadcast | None:
+        """The most urgent broadcast whose fan-out is due (warnings first, then oldest), locked
+        for this transaction. On PostgreSQL one another process is fanning out right now is
+        skipped (FOR UPDATE SKIP LOCKED): two processes write different broadcasts' batches
+        instead of racing for one and throwing one batch away."""
         q = (
             select(Broadcast)
             .where(col(Broadcast.state).in_(BC_ACTIVE))
             .order_by(col(Broadcast.priority), col(Broadcast.id))
+            .limit(1)
+            .with_for_update(skip_locked=True)
         )
-        return list(self._s.exec(q))
+        return self._s.exec(q).first()
 
     def broadcasts_in(self, states: Iterable[str]) -> list[Broadcast]:
         q = select(Broadcast).where(col(Broadcast.state).in_(list(states)))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, exists, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete
@@ -23,9 +23,43 @@ _INBOX_PENDING = (
     .limit(bindparam("b_limit"))
 )
 _INBOX_INSERT = _IN.insert()
-_INBOX_TAKE_MANY = (
+# An item may be taken when it is unhandled and no unhandled item of its sender comes before
+# it; on PostgreSQL one another worker holds is skipped (FOR UPDATE SKIP LOCKED). So several
+# processes never handle one item twice, nor two items of one sender at once or out of order.
+_C = _IN.alias("c")
+_E = _IN.alias("e")
+_EARLIER = (
+    core_select(_E.c.id)
+    .where(
+        _E.c.channel == _C.c.channel,
+        _E.c.sender_key == _C.c.sender_key,
+        text("e.processed_at IS NULL"),  # literal: the partial index ix_inbox_open_sender
+        _E.c.id < _C.c.id,
+    )
+    .offset(0)
+)  # not pulled up into a join: an index lookup per item, whatever the statistics
+_TAKEABLE = (
+    core_select(_C.c.id)
+    .where(
+        _C.c.id.in_(bindparam("b_ids", expanding=True)),
+        _C.c.processed_at.is_(None),
+        ~exists(_EARLIER),
+    )
+    .with_for_update(of=_C, skip_locked=True)
+)
+# PostgreSQL: as a CTE, run once (as `IN (subquery)` it might run again and skip other rows).
+_TAKEABLE_CTE = _TAKEABLE.cte("take").prefix_with("MATERIALIZED")
+_INBOX_TAKE_PG = (
     update(_IN)
-    .where(_IN.c.id.in_(bindparam("b_ids", expanding=True)), _IN.c.processed_at.is_(None))
+    .where(_IN.c.id == _TAKEABLE_CTE.c.id, _IN.c.processed_at.is_(None))
+    .values(processed_at=bindparam("b_now"))
+    .returning(_IN.c.id)
+)
+# SQLite: `IN (subquery)` (one process; and Python's sqlite3 opens no transaction before a
+# statement that starts with WITH, so a CTE would commit on its own).
+_INBOX_TAKE_SQLITE = (
+    update(_IN)
+    .where(_IN.c.id.in_(_TAKEABLE), _IN.c.processed_at.is_(None))
     .values(processed_at=bindparam("b_now"))
     .returning(_IN.c.id)
 )
@@ -88,15 +122,17 @@ class InboxRepo(Store):
         """Mark items processed at the start of the transaction that handles them; the ids
         this transaction took.
 
-        The conditional UPDATE locks the rows: a second transaction trying the same item
-        waits, then sees it taken (PostgreSQL) or fails to write (SQLite), so an update's
-        effects are committed once even if two workers race.
+        An item another worker is handling (locked), has handled, or whose sender has an
+        earlier item still unhandled is not taken: the caller leaves that sender alone for
+        now.  So an update's effects are committed once and one sender's updates run one after
+        another, even with several processes on one PostgreSQL database (on SQLite one process
+        runs).
         """
         if not item_ids:
             return set()
-        rows = self._s.connection().execute(
-            _INBOX_TAKE_MANY, {"b_ids": list(item_ids), "b_now": self.now()}
-        )
+        conn = self._s.connection()
+        take = _INBOX_TAKE_PG if conn.dialect.name == "postgresql" else _INBOX_TAKE_SQLITE
+        rows = conn.execute(take, {"b_ids": list(item_ids), "b_now": self.now()})
         return {int(r.id) for r in rows}
 
     def inbox_mark_processed(self, item_id: int, error: str | None = None) -> None:

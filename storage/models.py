@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 # Report statuses (stored values; labels come from the gettext catalogs).
@@ -136,6 +136,16 @@ class InboxItem(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("channel", "dedupe_key", name="uq_inbox_channel_key"),
         Index("ix_inbox_pending", "processed_at", "id"),
+        # A sender's unhandled items: a worker takes an item only when none of the same
+        # sender is before it (storage/inbox.py), so several processes keep each sender's order.
+        Index(
+            "ix_inbox_open_sender",
+            "channel",
+            "sender_key",
+            "id",
+            postgresql_where=text("processed_at IS NULL"),
+            sqlite_where=text("processed_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -151,7 +161,27 @@ class InboxItem(SQLModel, table=True):
 
 class OutboxItem(SQLModel, table=True):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "state", "priority", "id"),)
+    __table_args__ = (
+        # The claim: pending rows of a channel in priority, then age, order (storage/outbox.py).
+        Index("ix_outbox_due", "state", "channel", "priority", "id"),
+        # A chat's open rows: one in flight per chat, across processes (storage/outbox.py).
+        Index(
+            "ix_outbox_open_chat",
+            "channel",
+            "address",
+            postgresql_where=text("state IN ('pending', 'sending')"),
+            sqlite_where=text("state IN ('pending', 'sending')"),
+        ),
+        # A chat's last messages sent: its gap holds across processes (storage/outbox.py).
+        Index(
+            "ix_outbox_chat_sent",
+            "channel",
+            "address",
+            "sent_at",
+            postgresql_where=text("state = 'sent'"),
+            sqlite_where=text("state = 'sent'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=16)
@@ -162,6 +192,8 @@ class OutboxItem(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     state: str = Field(default="pending", max_length=12)  # pending|sending|sent|failed|cancelled
+    claimed_by: int | None = Field(default=None)  # the sender slot of the process sending it
+    paid: bool = Field(default=False)  # sent on the platform's paid lane (Telegram Stars)
     attempts: int = Field(default=0)
     next_attempt_at: datetime
     platform_message_id: str | None = Field(default=None, max_length=128, index=True)

@@ -7,16 +7,16 @@ what the sender needs: due rows, claims, results, delivery receipts.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, String, bindparam, func, or_, update
+from sqlalchemy import BigInteger, String, and_, bindparam, exists, func, or_, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
-from storage.base import Store, table_of
-from storage.models import ChannelIdentity, OutboxItem
+from storage.base import Store, insert_ignore, table_of
+from storage.models import ChannelIdentity, Counter, OutboxItem
 from storage.views import DueMessage
 
 _OUT = table_of(OutboxItem)
@@ -106,8 +106,80 @@ def write_outgoing(
     return len(rows)
 
 
-_OUTBOX_DUE = (
-    core_select(
+# --- the claim -------------------------------------------------------------------------------
+# A row may go when it is pending and due, and no other row of its chat is in flight or comes
+# before it (priority, then age; a row waiting for its retry too): one message per chat at a
+# time, in order, whichever process sends it.  On PostgreSQL the candidates are locked
+# FOR UPDATE SKIP LOCKED, so two processes claiming at once take different rows: a row another
+# process is claiming is skipped, and its chat's next row is not claimable while that one is
+# still pending or sending.
+_C = _OUT.alias("c")
+_B = _OUT.alias("b")
+_BLOCKER = (
+    core_select(_B.c.id)
+    .where(
+        _B.c.channel == _C.c.channel,
+        _B.c.address == _C.c.address,
+        text("b.state IN ('pending', 'sending')"),  # literal: the partial index ix_outbox_open_chat
+        or_(
+            _B.c.state == "sending",
+            _B.c.priority < _C.c.priority,
+            and_(_B.c.priority == _C.c.priority, _B.c.id < _C.c.id),
+        ),
+    )
+    .offset(0)
+)  # not pulled up into a join: an index lookup per candidate, whatever the statistics
+# ... nor was one sent to its chat since `b_recent` (now − the chat's gap: 1 msg/s per chat
+# holds across processes too, for rows written after that message went).
+_S = _OUT.alias("s")
+_RECENT = (
+    core_select(_S.c.id)
+    .where(
+        _S.c.channel == _C.c.channel,
+        _S.c.address == _C.c.address,
+        text("s.state = 'sent'"),  # literal: the partial index ix_outbox_chat_sent
+        _S.c.sent_at > bindparam("b_recent"),
+    )
+    .offset(0)
+)
+_CLAIMABLE = (
+    core_select(_C.c.id)
+    .where(
+        _C.c.state == "pending",
+        _C.c.next_attempt_at <= bindparam("b_now"),
+        _C.c.channel.in_(bindparam("b_channels", expanding=True)),
+        ~exists(_BLOCKER),
+        ~exists(_RECENT),
+    )
+    .order_by(_C.c.priority, _C.c.id)
+    .limit(bindparam("b_limit"))
+    .with_for_update(of=_C, skip_locked=True)
+)
+# PostgreSQL: a CTE run once (as `IN (subquery)` it may run again and, with SKIP LOCKED, get
+# other rows, so a claim could take more than its LIMIT).  SQLite: `IN (subquery)` (one
+# process; and Python's sqlite3 opens no transaction before a statement starting with WITH,
+# so a CTE would commit on its own, apart from the results recorded with it).
+_CLAIMABLE_CTE = _CLAIMABLE.cte("claim").prefix_with("MATERIALIZED")
+# Read with each claim (one statement each, per batch): the identities' last messages to us
+# (WhatsApp's 24-hour window) and which claimed chats have more rows open.
+_LAST_INBOUND = core_select(_IDENT.c.id, _IDENT.c.last_inbound_at).where(
+    _IDENT.c.id.in_(bindparam("b_ids", expanding=True))
+)
+_OPEN_CHATS = (
+    core_select(_OUT.c.channel, _OUT.c.address)
+    .where(
+        _OUT.c.channel.in_(bindparam("b_channels", expanding=True)),
+        _OUT.c.address.in_(bindparam("b_addresses", expanding=True)),
+        text("outbox.state IN ('pending', 'sending')"),  # the partial index ix_outbox_open_chat
+        _OUT.c.id.not_in(bindparam("b_ids", expanding=True)),
+    )
+    .distinct()
+)
+_OUTBOX_TAKE_PG = (
+    update(_OUT)
+    .where(_OUT.c.id == _CLAIMABLE_CTE.c.id, _OUT.c.state == "pending")
+    .values(state="sending", claimed_by=bindparam("b_slot"))
+    .returning(
         _OUT.c.id,
         _OUT.c.channel,
         _OUT.c.address,
@@ -119,20 +191,53 @@ _OUTBOX_DUE = (
         _OUT.c.attempts,
         _OUT.c.broadcast_id,
     )
-    .where(
-        _OUT.c.state == "pending",
-        _OUT.c.next_attempt_at <= bindparam("b_now"),
-        _OUT.c.channel.in_(bindparam("b_channels", expanding=True)),
-        _OUT.c.id > bindparam("b_after"),
-    )
-    .order_by(_OUT.c.priority, _OUT.c.id)
-    .limit(bindparam("b_limit"))
 )
-_OUTBOX_CLAIM = (
+_OUTBOX_TAKE_SQLITE = (
     update(_OUT)
-    .where(_OUT.c.id.in_(bindparam("b_ids", expanding=True)), _OUT.c.state == "pending")
-    .values(state="sending")
-    .returning(_OUT.c.id)
+    .where(_OUT.c.id.in_(_CLAIMABLE), _OUT.c.state == "pending")
+    .values(state="sending", claimed_by=bindparam("b_slot"))
+    .returning(
+        _OUT.c.id,
+        _OUT.c.channel,
+        _OUT.c.address,
+        _OUT.c.identity_id,
+        _OUT.c.kind,
+        _OUT.c.priority,
+        _OUT.c.payload,
+        _OUT.c.meta,
+        _OUT.c.attempts,
+        _OUT.c.broadcast_id,
+    )
+)
+_OUTBOX_PAID = (
+    update(_OUT).where(_OUT.c.id.in_(bindparam("b_ids", expanding=True))).values(paid=True)
+)
+_OUTBOX_RECOVER = (
+    update(_OUT)
+    .where(
+        _OUT.c.state == "sending",
+        or_(_OUT.c.claimed_by == bindparam("b_slot"), _OUT.c.claimed_by.is_(None)),
+    )
+    .values(state="pending", claimed_by=None, paid=False)
+)
+_OUTBOX_RELEASE = (
+    update(_OUT)
+    .where(_OUT.c.id.in_(bindparam("b_ids", expanding=True)), _OUT.c.state == "sending")
+    .values(state="pending", claimed_by=None, paid=False, next_attempt_at=bindparam("b_now"))
+)
+_OUTBOX_SLOTS = (
+    core_select(_OUT.c.claimed_by)
+    .where(_OUT.c.state == "sending", _OUT.c.claimed_by.is_not(None))
+    .distinct()
+)
+_COUNTER = table_of(Counter)
+_COUNTER_READ = (
+    core_select(_COUNTER.c.value).where(_COUNTER.c.name == bindparam("b_name")).with_for_update()
+)
+_COUNTER_ADD = (
+    update(_COUNTER)
+    .where(_COUNTER.c.name == bindparam("b_name"))
+    .values(value=_COUNTER.c.value + bindparam("b_by"))
 )
 _OUTBOX_SENT = (
     update(_OUT)
@@ -192,49 +297,100 @@ class OutboxRepo(Store):
             return
         conn.execute(_OUTBOX_SENT, [{"b_id": i, "b_msg": m, "b_at": at} for i, m in sent])
 
-    def outbox_due(
+    def outbox_take(
         self,
         now: datetime,
         *,
         channels: Sequence[str],
-        limit: int = 500,
-        after_id: int | None = None,
+        limit: int,
+        slot: int,
+        chat_gap: float = 0.0,
     ) -> list[DueMessage]:
-        """Pending rows that may go now, by priority then age (`after_id`: only newer rows)."""
-        rows = self._s.connection().execute(
-            _OUTBOX_DUE,
+        """Claim up to `limit` rows that may go now (pending → sending, `claimed_by` = the
+        sender's slot), by priority then age: at most one per chat, only a chat's first open
+        row, and none to a chat sent to in the last `chat_gap` seconds (see `_CLAIMABLE`).
+        One statement; rows other processes hold are skipped."""
+        params = {
+            "b_now": now,
+            "b_recent": now - timedelta(seconds=chat_gap),
+            "b_channels": list(channels),
+            "b_limit": limit,
+            "b_slot": slot,
+        }
+        conn = self._s.connection()
+        take = _OUTBOX_TAKE_PG if conn.dialect.name == "postgresql" else _OUTBOX_TAKE_SQLITE
+        rows = sorted(
+            (_due(r) for r in conn.execute(take, params)), key=lambda r: (r.priority, r.id)
+        )
+        if not rows:
+            return rows
+        idents = sorted({r.identity_id for r in rows if r.identity_id is not None})
+        if idents:
+            last: dict[int, datetime | None] = {
+                int(i): at for i, at in conn.execute(_LAST_INBOUND, {"b_ids": idents})
+            }
+            for r in rows:
+                at = last.get(r.identity_id) if r.identity_id is not None else None
+                # SQLite keeps no zone: the column is UTC
+                r.last_inbound_at = at.replace(tzinfo=UTC) if at and at.tzinfo is None else at
+        found = conn.execute(
+            _OPEN_CHATS,
             {
-                "b_now": now,
-                "b_channels": list(channels),
-                "b_after": after_id or 0,
-                "b_limit": limit,
+                "b_channels": sorted({r.channel for r in rows}),
+                "b_addresses": sorted({r.address for r in rows}),
+                "b_ids": [r.id for r in rows],
             },
         )
-        return [_due(r) for r in rows]
+        open_chats = {(c, a) for c, a in found}
+        for r in rows:
+            r.more = (r.channel, r.address) in open_chats
+        return rows
 
-    def outbox_next_due_at(self, channels: Sequence[str]) -> datetime | None:
-        return self._s.exec(
-            select(func.min(OutboxItem.next_attempt_at)).where(
-                OutboxItem.state == "pending", col(OutboxItem.channel).in_(list(channels))
-            )
-        ).one()
+    def outbox_mark_paid(self, ids: Sequence[int]) -> None:
+        """These claimed rows go on the paid lane (their Stars are reserved)."""
+        if ids:
+            self._s.connection().execute(_OUTBOX_PAID, {"b_ids": list(ids)})
 
-    def outbox_claim(self, ids: Sequence[int]) -> list[int]:
-        """pending → sending for these rows (the record made *before* a send).
+    def outbox_recover_inflight(self, slot: int) -> int:
+        """Rows left `sending` by a dead sender in `slot` may or may not have gone out: send
+        them again (a duplicate is better than a missed warning)."""
+        res = self._s.connection().execute(_OUTBOX_RECOVER, {"b_slot": slot})
+        return int(res.rowcount or 0)
 
-        Returns the ids actually claimed: a row cancelled or claimed meanwhile is skipped.
-        """
-        if not ids:
-            return []
-        res = self._s.connection().execute(_OUTBOX_CLAIM, {"b_ids": list(ids)})
-        return [int(r.id) for r in res]
+    def outbox_release(self, ids: Sequence[int], now: datetime) -> None:
+        """Claimed rows that were not sent (a clean stop): pending again, for anyone."""
+        if ids:
+            self._s.connection().execute(_OUTBOX_RELEASE, {"b_ids": list(ids), "b_now": now})
 
-    def outbox_recover_inflight(self) -> int:
-        """After a crash: rows left in 'sending' may or may not have gone out; send again."""
-        res = self._s.execute(
-            update(OutboxItem).where(col(OutboxItem.state) == "sending").values(state="pending")
-        )
-        return int(res.rowcount or 0)  # type: ignore[attr-defined]
+    def outbox_inflight_slots(self) -> list[int]:
+        """The sender slots that have rows `sending`."""
+        return [int(r[0]) for r in self._s.connection().execute(_OUTBOX_SLOTS)]
+
+    # --- a budget counted in the database (paid lanes) ------------------------------------------
+    def budget_reserve(self, name: str, want: int, cap: int) -> int:
+        """Reserve up to `want` units of the counter `name` without passing `cap`; how many
+        were granted.  The counter row stays locked until the commit, so processes that
+        reserve at once never pass the cap together."""
+        if want <= 0:
+            return 0
+        conn = self._s.connection()
+        used = conn.execute(_COUNTER_READ, {"b_name": name}).scalar()
+        if used is None:
+            insert_ignore(self._s, Counter, {"name": name, "value": 0}, ["name"])
+            used = conn.execute(_COUNTER_READ, {"b_name": name}).scalar_one()
+        granted = max(0, min(want, cap - int(used)))
+        if granted:
+            conn.execute(_COUNTER_ADD, {"b_name": name, "b_by": granted})
+        return granted
+
+    def budget_release(self, name: str, units: int) -> None:
+        """Give back reserved units that were not used (a paid send that did not go)."""
+        if units > 0:
+            self._s.connection().execute(_COUNTER_ADD, {"b_name": name, "b_by": -units})
+
+    def budget_used(self, name: str) -> int:
+        row = self._s.get(Counter, name)
+        return int(row.value) if row is not None else 0
 
     def outbox_mark_retry(self, item_id: int, when: datetime, error: str | None) -> int:
         item = self._s.get(OutboxItem, item_id)
@@ -242,6 +398,8 @@ class OutboxRepo(Store):
             return 0
         item.attempts += 1
         item.state = "pending"
+        item.claimed_by = None
+        item.paid = False
         item.next_attempt_at = when
         item.error = (error or "")[:500] or None
         self._s.add(item)
@@ -252,7 +410,10 @@ class OutboxRepo(Store):
             update(OutboxItem)
             .where(col(OutboxItem.id) == item_id)
             .values(
-                state=state, error=(error or "")[:500] or None, attempts=OutboxItem.attempts + 1
+                state=state,
+                error=(error or "")[:500] or None,
+                attempts=OutboxItem.attempts + 1,
+                paid=False,
             )
         )
 

@@ -59,6 +59,10 @@ class DueMessage:
     meta: dict[str, Any]
     attempts: int
     broadcast_id: int | None
+    # the identity's last message to us, read with the claim (WhatsApp's 24-hour window)
+    last_inbound_at: datetime | None = None
+    paid: bool = False  # goes on the platform's paid lane (set when its Stars are reserved)
+    more: bool = False  # its chat had more open rows when it was claimed
 
 
 def identity_of(row: Any) -> IdentityView:

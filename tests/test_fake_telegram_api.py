@@ -371,6 +371,69 @@ async def test_rate_limits_give_retry_after(bot: Bot) -> None:
         assert [c.status for c in api.calls("sendMessage")] == [200, 429, 200, 200, 429]
 
 
+async def test_paid_broadcast_lane_its_rate_per_chat_limit_and_stars() -> None:
+    """`allow_paid_broadcast` (Bot API 7.11): past the free 30/s-style limit, up to the paid
+    rate overall, still 1 a second per chat, 0.1 Star per message."""
+    async with FakeBotAPI(rate_global=2, rate_per_chat=1, rate_paid=5) as api:
+        b = make_bot(api)
+        try:
+            await b.send_message(1, "free")
+            await b.send_message(2, "free")
+            with pytest.raises(TelegramRetryAfter):
+                await b.send_message(3, "free")  # the free lane is full
+            for chat in range(3, 8):
+                await b.send_message(chat, "paid", allow_paid_broadcast=True)
+            with pytest.raises(TelegramRetryAfter):
+                await b.send_message(8, "paid", allow_paid_broadcast=True)  # 6th paid in 1 s
+            with pytest.raises(TelegramRetryAfter):
+                await b.send_message(3, "again", allow_paid_broadcast=True)  # per chat: 1/s
+        finally:
+            await b.session.close()
+        assert api.stats.sent_total == 7 and api.stats.paid_total == 5
+        assert api.stats.stars_spent == 0.5
+        assert [c.status for c in api.calls("sendMessage")][-3:] == [200, 429, 429]
+
+
+async def test_webhook_delivery_round_robin_to_several_processes(api: FakeBotAPI) -> None:
+    """Behind a load balancer: updates go in order, one at a time, to each URL in turn; one
+    not answered 200 is offered to the next."""
+    got: dict[str, list[int]] = {"a": [], "b": []}
+    refuse_b = {"left": 1}
+
+    def hook(name: str):  # type: ignore[no-untyped-def]
+        async def handle(request: web.Request) -> web.Response:
+            assert request.headers.get("X-Telegram-Bot-Api-Secret-Token") == "s3"
+            if name == "b" and refuse_b["left"]:
+                refuse_b["left"] -= 1
+                return web.Response(status=503)
+            got[name].append(int((await request.json())["update_id"]))
+            return web.Response(text="ok")
+
+        return handle
+
+    runners, urls = [], []
+    for name in ("a", "b"):
+        app = web.Application()
+        app.router.add_post("/telegram", hook(name))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        urls.append(f"http://127.0.0.1:{runner.addresses[0][1]}/telegram")
+    try:
+        api.deliver_to(urls, secret_token="s3")
+        pushed = [api.push_update(api.text_update(7, f"m{i}"))["update_id"] for i in range(6)]
+        await api.wait_for(lambda: len(api.delivered) == 6)
+        assert sorted(got["a"] + got["b"]) == pushed
+        assert got["a"] and got["b"]  # both processes got some
+        assert [u for _url, u in api.delivered] == pushed  # in order, each once
+        assert api.pending_updates() == []
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
 async def test_wait_for_and_reset(api: FakeBotAPI, bot: Bot) -> None:
     asyncio.get_running_loop().call_later(
         0.1, lambda: asyncio.ensure_future(bot.send_message(12, "nanti"))

@@ -156,7 +156,6 @@ async def make_harness(tmp_path: Path, graph: FakeGraphAPI) -> AsyncIterator[Cal
         channel = WhatsAppChannel(
             settings,
             FakeI18n(),
-            last_inbound_at=last_inbound.get,
             on_status=on_status,
             known_commands=COMMANDS,
         )
@@ -194,6 +193,8 @@ def out(h: Harness, reply: Reply, kind: str = "reply", **kw: Any) -> OutboundMes
         "meta": {},
     }
     values.update(kw)
+    if values["identity_id"] is not None:  # the sender reads it with the claim
+        values.setdefault("last_inbound_at", h.last_inbound.get(values["identity_id"]))
     return OutboundMessage(**values)
 
 
@@ -819,7 +820,7 @@ async def test_unreachable_api_is_a_retry(tmp_path: Path) -> None:
     async with FakeGraphAPI(token=TOKEN) as g:
         dead = g.base_url
     settings = make_settings(tmp_path, dead)
-    ch = WhatsAppChannel(settings, FakeI18n(), lambda _i: None, lambda *a: None, COMMANDS)
+    ch = WhatsAppChannel(settings, FakeI18n(), lambda *a: None, COMMANDS)
     try:
         msg = OutboundMessage(1, "whatsapp", WA_ID, Reply("x"), "reply", None, {})
         r = await ch.transport.send(msg)

@@ -205,37 +205,31 @@ def test_a_phone_number_finds_its_person_whatever_the_key(db: Database) -> None:
 async def test_a_number_that_never_wrote_gets_the_status_template(
     db: Database, tmp_path: Path
 ) -> None:
-    """The transport, reading the window from the database as the app does, sends what goes
-    to an identity made for a phone number (no `last_inbound_at`) as the status template."""
-    from bot.channels.base import OutboundMessage
+    """Through the sender, which reads the window with its claim as the app does: what goes to
+    an identity made for a phone number (no `last_inbound_at`) is sent as the status
+    template, never free-form first."""
     from bot.channels.whatsapp import WhatsAppChannel
+    from bot.sender import Sender
+    from handlers.events import Outgoing
     from tests.fakes.graph_api import FakeGraphAPI
+    from tests.test_sender import run_until
     from tests.test_whatsapp_adapter import COMMANDS, FakeI18n, make_settings
 
     with db.unit() as uow:
         ident, _person, _created = Repo(uow).whatsapp_identity_for_phone(PHONE, language="id")
-
-    def last_inbound_at(identity_id: int) -> datetime | None:
-        with db.session() as s:
-            row = s.get(ChannelIdentity, identity_id)
-            return row.last_inbound_at if row else None
+        text = "Laporan PLU-2612-0001 diterima.\nKami kabari perkembangannya."
+        uow.send([Outgoing("whatsapp", PHONE, Reply(text), identity_id=ident.id, kind="status")])
 
     async with FakeGraphAPI(token="graph-token") as graph:
         graph.fail_always(PHONE, 131047)  # Meta refuses free-form: the number never wrote
         channel = WhatsAppChannel(
-            make_settings(tmp_path, graph.base_url),
-            FakeI18n(),
-            last_inbound_at,
-            lambda *a: None,
-            COMMANDS,
+            make_settings(tmp_path, graph.base_url), FakeI18n(), lambda *a: None, COMMANDS
         )
         try:
-            text = "Laporan PLU-2612-0001 diterima.\nKami kabari perkembangannya."
-            msg = OutboundMessage(1, "whatsapp", PHONE, Reply(text), "status", ident.id, {})
-            result = await channel.transport.send(msg)
+            sender = Sender(db, {"whatsapp": channel.transport})
+            await run_until(sender, lambda: len(graph.sent) >= 1)
         finally:
             await channel.stop()
-    assert result.status == "sent"
     [sent] = graph.sent
     assert sent.type == "template" and sent.content["name"] == "status_laporan"
     param = sent.content["components"][0]["parameters"][0]["text"]

@@ -233,10 +233,9 @@ class Broadcasts:
         try:
             with self.db.unit() as uow:
                 arepo = AlertRepo(uow)
-                active = arepo.active_broadcasts()
-                if not active:
+                bc = arepo.next_fanout()
+                if bc is None:
                     return None
-                bc = active[0]
                 assert bc.id is not None
                 page = arepo.subscriber_page(bc.cursor, self.batch)
                 if not page:

@@ -110,7 +110,7 @@ def install_alerts(app: Any) -> AlertParts:
         from bot.alerts.mqtt import MqttReadings
 
         app.mqtt = MqttReadings(sensors, broadcasts.wake, settings.mqtt_url)
-        app.background.append(app.mqtt.run)
+        app.leader_background.append(app.mqtt.run)  # one subscriber for all processes
     if settings.bmkg_autogempa_url or settings.bmkg_nowcast_rss_url:
         from bot.alerts.feeds import BmkgWatcher
 
@@ -124,7 +124,7 @@ def install_alerts(app: Any) -> AlertParts:
             poll_seconds=settings.bmkg_poll_seconds,
             max_age=timedelta(minutes=settings.bmkg_quake_max_age_minutes),
         )
-        app.background.append(app.bmkg.run)
+        app.leader_background.append(app.bmkg.run)  # polled once for all processes
     app.scheduler.on(JOB_START_BROADCAST, broadcasts.on_scheduled_job)
     if settings.scheduler_enabled and sensors.configs:
         import asyncio

@@ -4,13 +4,15 @@ Inbound: the adapter receives platform updates (long polling or webhook), stores
 update in the inbox with a dedupe key (`InboxSink.accept`) *before* acknowledging it, and
 later turns a stored payload into a channel-neutral `Inbound` (`Channel.to_inbound`, which may
 fetch media).  Outbound: the outbox sender calls `Transport.send` for one message at a time,
-within the pace given by `Transport.limits`.
+within the pace given by `Transport.limits`.  A transport may also offer a `paid_lane`
+(`PaidLane`, Telegram's paid broadcasts): the sender then sends warnings on it, marked `paid`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from aiohttp import web
@@ -26,6 +28,27 @@ WINDOW_CLOSED = "outside_24h_window"
 class RateLimits:
     global_per_s: float  # 0 = unlimited
     per_chat_per_s: float  # 0 = unlimited
+
+
+@dataclass(frozen=True)
+class PaidLane:
+    """A faster lane a platform sells for bulk messages (Telegram's paid broadcasts:
+    `allow_paid_broadcast`, up to 1,000 msg/s at 0.1 Star a message, still 1 msg/s per chat).
+
+    The sender puts messages of `kinds` on it while the month's `budget` lasts (counted in the
+    database, so every process shares one budget); the rest go at the free `Transport.limits`.
+    """
+
+    limits: RateLimits
+    price: float  # per message, in `currency`
+    budget: float  # per calendar month (UTC), in `currency`
+    currency: str = "Stars"
+    kinds: frozenset[str] = frozenset({"warning"})
+
+    @property
+    def max_messages(self) -> int:
+        """Messages the monthly budget pays for."""
+        return int(self.budget / self.price + 1e-9) if self.price > 0 else 0
 
 
 @dataclass
@@ -58,6 +81,9 @@ class OutboundMessage:
     kind: str  # "reply" | "status" | "warning" | "announcement" | ...
     identity_id: int | None
     meta: dict[str, Any]
+    # the identity's last message to us, read with the claim (WhatsApp's 24-hour window)
+    last_inbound_at: datetime | None = None
+    paid: bool = False  # send on the platform's paid lane (its price is reserved)
 
 
 class Transport(Protocol):

@@ -44,7 +44,7 @@ from aiogram.types import (
 from aiohttp import ClientError, web
 
 from bot.channels import tg_live
-from bot.channels.base import InboxSink, OutboundMessage, RateLimits, SendResult
+from bot.channels.base import InboxSink, OutboundMessage, PaidLane, RateLimits, SendResult
 from bot.config import Settings
 from bot.http import read_body
 from bot.media import MediaError, MediaStore
@@ -122,6 +122,20 @@ class UnexpectedAnswer(TelegramAPIError):
     def __init__(self, method: TelegramMethod[Any], message: str, status_code: int) -> None:
         super().__init__(method=method, message=message)
         self.status_code = status_code
+
+
+PAID_BROADCAST_STARS = 0.1  # a message sent with allow_paid_broadcast (Bot API 7.11)
+
+
+def paid_lane(settings: Settings) -> PaidLane | None:
+    """Paid broadcasts for warnings, when switched on (off by default: they cost Stars)."""
+    if not settings.telegram_paid_broadcast:
+        return None
+    return PaidLane(
+        limits=RateLimits(settings.telegram_paid_rate, settings.telegram_rate_per_chat),
+        price=PAID_BROADCAST_STARS,
+        budget=settings.telegram_paid_stars_budget,
+    )
 
 
 class JsonSession(AiohttpSession):
@@ -282,6 +296,7 @@ class TelegramTransport:
         *,
         on_chat_moved: ChatMoved | None = None,
         card_lookup: tg_live.CardLookup | None = None,
+        paid_lane: PaidLane | None = None,
     ) -> None:
         self.bot = bot
         self.media = media
@@ -291,6 +306,7 @@ class TelegramTransport:
         # id go to the new one without asking Telegram again.
         self.moved: dict[str, str] = {}
         self.card_lookup = card_lookup  # where an earlier queue card is (edits, tg_live.py)
+        self.paid_lane = paid_lane  # paid broadcasts: a message marked `paid` goes with the flag
 
     async def send(self, msg: OutboundMessage) -> SendResult:
         address = self.moved.get(msg.address, msg.address)
@@ -298,11 +314,11 @@ class TelegramTransport:
             if msg.kind in tg_live.SPECIAL_KINDS:  # card edits and command menus
                 return await tg_live.send_special(self, msg)
             try:
-                return await self._send(address, msg.reply)
+                return await self._send(address, msg.reply, paid=msg.paid)
             except TelegramMigrateToChat as exc:  # 400 with parameters.migrate_to_chat_id
                 new = str(exc.migrate_to_chat_id)
                 await self.chat_moved(address, new)
-                return await self._send(new, msg.reply)
+                return await self._send(new, msg.reply, paid=msg.paid)
         except (TelegramAPIError, ClientDecodeError, ClientError, TimeoutError) as exc:
             return map_error(exc)
         except (KeyError, TypeError) as exc:  # "ok" but no message in it
@@ -318,7 +334,9 @@ class TelegramTransport:
         except Exception:  # the message still goes; the service message will try again
             log.exception("telegram: could not record that chat %s moved to %s", old, new)
 
-    async def _send(self, address: str, reply: Reply) -> SendResult:
+    async def _send(self, address: str, reply: Reply, *, paid: bool = False) -> SendResult:
+        """`paid`: a warning in the paid-broadcast lane (Bot API 7.11 `allow_paid_broadcast`:
+        up to 1,000 msg/s, 0.1 Star each)."""
         markup = keyboard_for(reply)
         if reply.photo is not None:
             photo: Any
@@ -333,6 +351,7 @@ class TelegramTransport:
                         "photo": photo,
                         "caption": reply.text[:1024] or None,
                         "reply_markup": markup,
+                        "allow_paid_broadcast": paid or None,
                     }
                 )
             )
@@ -340,6 +359,8 @@ class TelegramTransport:
         body: dict[str, Any] = {"chat_id": address, "text": reply.text[:4096]}
         if markup is not None:
             body["reply_markup"] = markup
+        if paid:
+            body["allow_paid_broadcast"] = True
         result = await self.call(tg.SendMessage, body)
         return SendResult(status="sent", message_id=str(result["message_id"]))
 
@@ -385,6 +406,7 @@ class TelegramChannel:
             RateLimits(settings.telegram_rate_global, settings.telegram_rate_per_chat),
             on_chat_moved=on_chat_moved,
             card_lookup=card_lookup,
+            paid_lane=paid_lane(settings),
         )
         self._response_types = pinned_response_types()
         self.username: str | None = None

@@ -29,12 +29,11 @@ its Bearer header.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import httpx
 from aiohttp import web
@@ -58,6 +57,7 @@ from bot.config import Settings, SettingsError
 from bot.media import MediaError, MediaStore
 from handlers.events import MAX_TEXT, Inbound, MediaRef
 from handlers.text import N_
+from storage.db import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +70,9 @@ RATE_MARGIN = 0.97
 # changed), and the "user opened the chat" ping.
 SILENT_TYPES = frozenset({"reaction", "system", "request_welcome", "ephemeral"})
 
-T = TypeVar("T")
-LastInboundAt = Callable[[int], Awaitable[datetime | None] | datetime | None]
-
 
 class Translator(Protocol):
     def gettext(self, code: str | None, msgid: str) -> str: ...
-
-
-async def _maybe_await(value: Awaitable[T] | T) -> T:
-    if inspect.isawaitable(value):
-        return await value
-    return value
 
 
 # --------------------------------------------------------------------------- HTTP plumbing
@@ -174,8 +165,7 @@ class WhatsAppTransport:
         api: GraphAPIAsync | None,
         settings: Settings,
         translator: Translator,
-        last_inbound_at: LastInboundAt,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.api = api
         self.phone_id = settings.whatsapp_phone_id or ""
@@ -183,20 +173,21 @@ class WhatsAppTransport:
         self.templates = template_names(settings)
         self.template_lang = settings.whatsapp_template_lang
         self.translator = translator
-        self.last_inbound_at = last_inbound_at
         self.clock = clock
         # Meta counts arrivals, and request timing jitters by tens of ms: keep a few messages
         # per second of margin on top of the sender's own safety factor (0.97 · 0.97 ≈ 0.94).
         self.limits = RateLimits(settings.whatsapp_rate * RATE_MARGIN, 0)
         self._uploaded: dict[str, tuple[str, datetime]] = {}  # sha256 → (media id, when)
 
-    async def window_open(self, identity_id: int | None) -> bool | None:
+    def window_open(self, msg: OutboundMessage) -> bool | None:
         """True/False for inside/outside the 24 h customer-service window; None if unknown
-        (no identity). An identity that never wrote (no `last_inbound_at`: made for a phone
-        number by an admin or another city app) is outside."""
-        if identity_id is None:
+        (no identity). The identity's last message to us comes with the row (read with the
+        sender's claim), so a send costs no transaction of its own. An identity that never
+        wrote (no `last_inbound_at`: made for a phone number by an admin or another city app)
+        is outside."""
+        if msg.identity_id is None:
             return None
-        last = await _maybe_await(self.last_inbound_at(identity_id))
+        last = msg.last_inbound_at
         if last is None:
             return False
         if last.tzinfo is None:
@@ -208,7 +199,7 @@ class WhatsAppTransport:
             return SendResult("failed", error="whatsapp not configured")
         template = self.templates.get(msg.kind)
         try:
-            if msg.meta.get(AS_TEMPLATE) or await self.window_open(msg.identity_id) is False:
+            if msg.meta.get(AS_TEMPLATE) or self.window_open(msg) is False:
                 if template:
                     return await self._send_template(msg, template)
                 return SendResult("failed", error=WINDOW_CLOSED)
@@ -339,19 +330,20 @@ class WhatsAppChannel:
         self,
         settings: Settings,
         i18n: Translator,
-        last_inbound_at: LastInboundAt,
         on_status: StatusCallback,
         known_commands: Iterable[str],
         *,
         media: MediaStore | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        """`media` lets the app share its MediaStore; by default one is built from settings."""
+        """`media` lets the app share its MediaStore; by default one is built from settings.
+        `clock`: the app's one clock (the 24-hour window is measured on it)."""
         self.settings = settings
         self.known_commands = frozenset(c.lower().lstrip("/") for c in known_commands)
         self._http = make_graph_client(settings.whatsapp_api_base)
         self._wa = make_pywa(settings, self._http)
         api = self._wa.api if settings.whatsapp_token else None
-        self.transport = WhatsAppTransport(api, settings, i18n, last_inbound_at)
+        self.transport = WhatsAppTransport(api, settings, i18n, clock)
         store = media or MediaStore(settings.media_dir, settings.max_photo_bytes)
         self.media = MediaFetcher(api, store)
         secret = settings.whatsapp_app_secret

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import io
 import json
 import math
@@ -92,6 +94,11 @@ BUTTON_KINDS = frozenset(
     }
 )
 COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+#: sendMessage/sendPhoto with `allow_paid_broadcast` (Bot API 7.11): up to 1,000 messages a
+#: second overall, ignoring the free broadcast limit, for 0.1 Star each; 1 a second per chat
+#: still holds.  (The two lanes are counted apart: free sends never wait for paid ones.)
+PAID_RATE = 1000.0
+PAID_STARS = 0.1
 PHOTO_SIDES = (90, 320, 800, 1280)
 
 
@@ -151,6 +158,7 @@ class Stats:
     n_403: int = 0
     n_injected: int = 0
     sent_total: int = 0
+    paid_total: int = 0  # sent with allow_paid_broadcast: 0.1 Star each
     send_times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def max_in_window(self, chat_id: str | int | None = None, window: float = 1.0) -> int:
@@ -166,12 +174,24 @@ class Stats:
             best = max(best, hi - lo + 1)
         return best
 
-    def as_dict(self) -> dict[str, Any]:
+    @property
+    def stars_spent(self) -> float:
+        """Stars the bot's balance paid for paid broadcasts (0.1 a message, Bot API 7.11)."""
+        return round(self.paid_total * PAID_STARS, 1)
+
+    def counters(self) -> dict[str, Any]:
         return {
             "n_429": self.n_429,
             "n_403": self.n_403,
             "n_injected": self.n_injected,
             "sent_total": self.sent_total,
+            "paid_total": self.paid_total,
+            "stars_spent": self.stars_spent,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.counters(),
             "send_times": {k: list(v) for k, v in self.send_times.items()},
         }
 
@@ -222,6 +242,7 @@ class FakeBotAPI:
         *,
         rate_global: float = 0,
         rate_per_chat: float = 0,
+        rate_paid: float = PAID_RATE,
         delay: float = 0.0,
         strict_chats: bool = False,
         bot_username: str = "lapor_warga_test_bot",
@@ -231,7 +252,15 @@ class FakeBotAPI:
         self.token = token
         self.rate_global = rate_global
         self.rate_per_chat = rate_per_chat
+        self.rate_paid = rate_paid
         self.delay = delay
+        # Webhook mode behind a load balancer: updates go round-robin to these URLs (several
+        # bot processes) instead of the one URL the bot set; see `deliver_to`.
+        self.webhook_targets: list[str] = []
+        self._delivery: asyncio.Task[None] | None = None
+        self._delivery_wake: asyncio.Event | None = None
+        self.delivered: list[tuple[str, int]] = []  # (target URL, update_id) accepted
+        self._webhook_secret: str | None = None
         self.strict_chats = strict_chats
         self.host = host
         self.port = port
@@ -277,6 +306,7 @@ class FakeBotAPI:
             self._migrated: dict[str, int] = {}  # old group id → supergroup id
             self._fail_queue: deque[tuple[int, str]] = deque()
             self._global_times: deque[float] = deque()
+            self._paid_times: deque[float] = deque()
             self._chat_times: dict[str, deque[float]] = defaultdict(deque)
             self.stats = Stats()
 
@@ -569,6 +599,56 @@ class FakeBotAPI:
             await resp.read()
             return resp.status
 
+    def deliver_to(self, urls: list[str], secret_token: str | None = None) -> None:
+        """Be Telegram in webhook mode behind a load balancer: updates pushed (and those
+        queued) are POSTed one at a time, in order, to `urls` in turn (one per bot process),
+        with the secret the bot set.  One that is not answered 200 is offered to the next
+        URL, like Telegram retrying.  Call after `start`."""
+        with self._lock:
+            self.webhook_targets = list(urls)
+            self._webhook_secret = secret_token
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._start_delivery)
+
+    def _start_delivery(self) -> None:
+        if self._delivery is None or self._delivery.done():
+            self._delivery_wake = asyncio.Event()
+            self._delivery = asyncio.get_running_loop().create_task(self._deliver_loop())
+
+    async def _deliver_loop(self) -> None:
+        assert self._delivery_wake is not None
+        turn = 0
+        async with ClientSession(timeout=ClientTimeout(total=10)) as session:
+            while not self._closing:
+                with self._lock:
+                    update = self._updates[0] if self._updates else None
+                    targets = list(self.webhook_targets)
+                    secret = self._webhook_secret or self.webhook.get("secret_token")
+                if update is None or not targets:
+                    self._delivery_wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._delivery_wake.wait(), timeout=0.5)
+                    continue
+                url = targets[turn % len(targets)]
+                turn += 1
+                headers = {"Content-Type": "application/json"}
+                if secret:
+                    headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+                try:
+                    async with session.post(url, data=json.dumps(update), headers=headers) as r:
+                        await r.read()
+                        ok = r.status == 200
+                except Exception:
+                    ok = False
+                if not ok:
+                    await asyncio.sleep(0.05)
+                    continue
+                with self._lock:
+                    if self._updates and self._updates[0] is update:
+                        self._updates.pop(0)
+                    self.delivered.append((url, int(update["update_id"])))
+                    self._cond.notify_all()
+
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> FakeBotAPI:
         app = web.Application(client_max_size=60 * 1024 * 1024)
@@ -578,6 +658,7 @@ class FakeBotAPI:
         app.router.add_post("/_fake/text", self._ctl_text)
         app.router.add_get("/_fake/stats", self._ctl_stats)
         app.router.add_get("/_fake/sent", self._ctl_sent)
+        app.router.add_get("/_fake/refused", self._ctl_refused)
         app.router.add_post("/_fake/reset", self._ctl_reset)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -589,6 +670,10 @@ class FakeBotAPI:
 
     async def close(self) -> None:
         self._closing = True
+        if self._delivery is not None:
+            self._delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._delivery
         for fut in list(self._pollers):
             if not fut.done():
                 fut.set_result(None)
@@ -651,6 +736,8 @@ class FakeBotAPI:
             for fut in list(self._pollers):
                 if not fut.done():
                     fut.set_result(None)
+            if self._delivery_wake is not None:
+                self._delivery_wake.set()
 
         try:
             loop.call_soon_threadsafe(wake)
@@ -760,12 +847,30 @@ class FakeBotAPI:
 
     async def _ctl_stats(self, request: web.Request) -> web.Response:
         with self._lock:
+            if request.query.get("light"):  # counters only (cheap to poll during a run)
+                return web.json_response(self.stats.counters())
             out = self.stats.as_dict()
             counts: dict[str, int] = defaultdict(int)
             for c in self._calls:
                 counts[c.method] += 1
             out["calls"] = dict(counts)
             out["pending_updates"] = len(self._updates)
+        return web.json_response(out)
+
+    async def _ctl_refused(self, request: web.Request) -> web.Response:
+        """Calls answered with an error: method, chat, status, when, and the paid flag."""
+        with self._lock:
+            out = [
+                {
+                    "method": c.method,
+                    "chat_id": c.chat_id,
+                    "status": c.status,
+                    "at": c.at,
+                    "paid": _flag(c.params, "allow_paid_broadcast"),
+                }
+                for c in self._calls
+                if c.status != 200
+            ]
         return web.json_response(out)
 
     async def _ctl_sent(self, request: web.Request) -> web.Response:
@@ -788,9 +893,10 @@ class FakeBotAPI:
             return {"id": cid, "first_name": f"User {cid}", "type": "private"}
         return {"id": cid, "title": f"Group {abs(cid)}", "type": "group"}
 
-    def _check_send(self, method: str, chat_key: str) -> None:
+    def _check_send(self, method: str, chat_key: str, paid: bool = False) -> None:
         """Migrated group, blocked chat, injected failures and rate limits, in that order
-        (lock held)."""
+        (lock held). A paid send (allow_paid_broadcast) is held to the paid lane's rate
+        instead of the free one, and to the per-chat rate like any other."""
         if chat_key in self._migrated:
             raise ApiError(
                 400,
@@ -808,16 +914,21 @@ class FakeBotAPI:
             raise ApiError(status, desc)
         now = time.monotonic()
         wait = 0
-        if self.rate_global:
-            wait = _Window(self.rate_global).retry_after(self._global_times, now)
+        lane, rate = (
+            (self._paid_times, self.rate_paid) if paid else (self._global_times, self.rate_global)
+        )
+        if rate:
+            wait = _Window(rate).retry_after(lane, now)
         if self.rate_per_chat:
             times = self._chat_times[chat_key]
             wait = max(wait, _Window(self.rate_per_chat).retry_after(times, now))
         if wait:
             self.stats.n_429 += 1
             raise ApiError(429, f"Too Many Requests: retry after {wait}", {"retry_after": wait})
-        self._global_times.append(now)
+        lane.append(now)
         self._chat_times[chat_key].append(now)
+        if paid:
+            self.stats.paid_total += 1
 
     def _validate_markup(self, markup: Any) -> None:
         if markup is None:
@@ -855,6 +966,10 @@ class FakeBotAPI:
         self._messages[(chat_key, msg["message_id"])] = msg
         self._sent.append(msg)
         self.stats.sent_total += 1
+        if self.stats.sent_total % 2000 == 0:
+            # What is stored lives to the end: keep it out of the garbage collector's full
+            # passes, which at 100,000 messages stall the server long enough to bunch requests.
+            gc.freeze()
         self.stats.send_times[chat_key].append(time.time())
         return msg
 
@@ -923,6 +1038,12 @@ def _int(params: dict[str, Any], key: str, default: int | None = None) -> int:
         return int(value)
     except (TypeError, ValueError) as exc:
         raise bad_request(f"invalid {key} specified") from exc
+
+
+def _flag(params: dict[str, Any], key: str) -> bool:
+    """A Boolean parameter as JSON (true) or form data ("true")."""
+    value = params.get(key)
+    return value is True or str(value).lower() in ("true", "1")
 
 
 def _text_len(text: str) -> int:
@@ -1052,7 +1173,7 @@ async def _send_message(api: FakeBotAPI, p: dict[str, Any]) -> Any:
     api._validate_markup(p.get("reply_markup"))
     with api._lock:
         api._chat(chat_key)
-        api._check_send("sendMessage", chat_key)
+        api._check_send("sendMessage", chat_key, _flag(p, "allow_paid_broadcast"))
         content: dict[str, Any] = {"text": str(text)}
         if p.get("entities"):
             content["entities"] = p["entities"]
@@ -1082,7 +1203,7 @@ async def _send_photo(api: FakeBotAPI, p: dict[str, Any]) -> Any:
             sizes = api._register_photo(b"", strict=False)
         else:
             raise bad_request("wrong file identifier/HTTP URL specified")
-        api._check_send("sendPhoto", chat_key)
+        api._check_send("sendPhoto", chat_key, _flag(p, "allow_paid_broadcast"))
         if sizes is None:
             assert isinstance(photo, bytes)
             sizes = api._register_photo(photo, strict=True)
@@ -1284,6 +1405,7 @@ async def _serve(args: argparse.Namespace) -> None:
         args.token,
         rate_global=args.rate_global,
         rate_per_chat=args.rate_per_chat,
+        rate_paid=args.rate_paid,
         delay=args.delay,
         port=args.port,
     )
@@ -1302,6 +1424,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     parser.add_argument("--rate-global", type=float, default=0)
     parser.add_argument("--rate-per-chat", type=float, default=0)
+    parser.add_argument("--rate-paid", type=float, default=PAID_RATE)
     parser.add_argument("--delay", type=float, default=0)
     asyncio.run(_serve(parser.parse_args(argv)))
 
