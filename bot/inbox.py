@@ -133,17 +133,17 @@ class InboxWorker:
         A round is one transaction with one unit of work (`_commit`); one sender's updates
         never share a round, so they stay in order.
         """
-        lanes: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
+        lanes: dict[str, list[Pending]] = {}
         known: set[int] = set()  # items taken into this batch
         held: set[str] = set()  # lanes stopped by a failure: their later items wait too
 
         def add(new: list[Pending]) -> None:
-            for item_id, channel, payload, sender in new:
-                lane = f"{channel}:{sender}" if sender else f"item:{item_id}"
-                if item_id in known or lane in held:
+            for item in new:
+                lane = f"{item.channel}:{item.sender_key}" if item.sender_key else f"item:{item.id}"
+                if item.id in known or lane in held:
                     continue
-                known.add(item_id)
-                lanes.setdefault(lane, []).append((item_id, channel, payload))
+                known.add(item.id)
+                lanes.setdefault(lane, []).append(item)
 
         add(items)
         # Each lane's head is read (and prepared) as a task; a round takes the heads that are
@@ -153,9 +153,9 @@ class InboxWorker:
         while lanes:
             for queue in lanes.values():
                 item = queue[0]
-                if item[0] not in reading:
-                    reading[item[0]] = asyncio.create_task(self._read_prepared(item))
-            head_tasks = [reading[queue[0][0]] for queue in lanes.values()]
+                if item.id not in reading:
+                    reading[item.id] = asyncio.create_task(self._read_prepared(item))
+            head_tasks = [reading[queue[0].id] for queue in lanes.values()]
             if not all(t.done() for t in head_tasks):
                 await asyncio.wait(head_tasks, timeout=READ_WAIT)
             if not any(t.done() for t in head_tasks):
@@ -170,18 +170,18 @@ class InboxWorker:
                     add(await asyncio.to_thread(self._pending))
                 continue
             heads = [
-                (lane, queue[0]) for lane, queue in lanes.items() if reading[queue[0][0]].done()
+                (lane, queue[0]) for lane, queue in lanes.items() if reading[queue[0].id].done()
             ][: self.group]
-            read = [reading.pop(item[0]).result() for _lane, item in heads]
+            read = [reading.pop(item.id).result() for _lane, item in heads]
             batch = [
-                (item[0], events)
+                (item.id, events)
                 for (_lane, item), events in zip(heads, read, strict=True)
                 if events is not None
             ]
             failed, skipped = await asyncio.to_thread(self._commit, batch) if batch else ({}, set())
             wrote = False
             for (lane, item), events in zip(heads, read, strict=True):
-                item_id = item[0]
+                item_id = item.id
                 if item_id in skipped:
                     # Another worker has this sender now (or handled the item): leave the
                     # sender to it; what is still pending comes back in a later batch.
@@ -207,26 +207,25 @@ class InboxWorker:
             if wrote:
                 self.on_outbox()
 
-    async def _read_prepared(self, item: tuple[int, str, dict[str, Any]]) -> list[Inbound] | None:
+    async def _read_prepared(self, item: Pending) -> list[Inbound] | None:
         events = await self._read(item)
         if events and self.prepare is not None:
             try:
                 events = await self.prepare(events)
             except Exception:  # the handler then goes on without the geocoder's answer
-                log.warning("preparing inbox item %s failed", item[0], exc_info=True)
+                log.warning("preparing inbox item %s failed", item.id, exc_info=True)
         return events
 
-    async def _read(self, item: tuple[int, str, dict[str, Any]]) -> list[Inbound] | None:
+    async def _read(self, item: Pending) -> list[Inbound] | None:
         """The adapter's events for a stored update (media fetched); None if that failed."""
-        item_id, channel, payload = item
-        adapter = self.channels.get(channel)
+        adapter = self.channels.get(item.channel)
         if adapter is None:
-            await asyncio.to_thread(self._finish_without_channel, item_id, channel)
+            await asyncio.to_thread(self._finish_without_channel, item.id, item.channel)
             return []
         try:
-            return await adapter.to_inbound(payload)
+            return await adapter.to_inbound(item.payload)
         except Exception:  # an adapter bug must not stop the worker
-            log.exception("could not read inbox item %s", item_id)
+            log.exception("could not read inbox item %s", item.id)
             return None
 
     def _commit(self, batch: Batch) -> tuple[dict[int, str], set[int]]:
@@ -257,13 +256,14 @@ class InboxWorker:
                 key = cast(int, exc.key)
                 log.error("handling inbox item %s failed", key, exc_info=exc.cause)
                 failed[key] = repr(exc.cause)
-                todo = [t for t in todo if t[0] != key]
+                todo = [(item_id, events) for item_id, events in todo if item_id != key]
             except Exception as exc:
                 if is_outage(exc):
                     raise
                 if len(todo) == 1:
-                    log.exception("writing inbox item %s failed", todo[0][0])
-                    failed[todo[0][0]] = repr(exc)
+                    ((item_id, _events),) = todo
+                    log.exception("writing inbox item %s failed", item_id)
+                    failed[item_id] = repr(exc)
                     return failed, skipped
                 log.info("a batch of %d failed at its flush; one by one", len(todo))
                 for one in todo:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, exists, text, update
 from sqlalchemy import select as core_select
@@ -64,7 +64,14 @@ _INBOX_TAKE_SQLITE = (
     .returning(_IN.c.id)
 )
 
-Pending = tuple[int, str, dict[str, Any], str | None]  # id, channel, payload, sender key
+
+class Pending(NamedTuple):
+    """An unhandled inbox item."""
+
+    id: int
+    channel: str
+    payload: dict[str, Any]
+    sender_key: str | None
 
 
 class InboxRepo(Store):
@@ -113,7 +120,7 @@ class InboxRepo(Store):
     def inbox_pending(self, limit: int = 100) -> list[Pending]:
         """(id, channel, payload, sender_key) of unhandled items, oldest first."""
         rows = self._s.connection().execute(_INBOX_PENDING, {"b_limit": limit})
-        return [(r.id, r.channel, r.payload, r.sender_key) for r in rows]
+        return [Pending(r.id, r.channel, r.payload, r.sender_key) for r in rows]
 
     def inbox_item(self, item_id: int) -> InboxItem | None:
         return self._s.get(InboxItem, item_id)
